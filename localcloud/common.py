@@ -1,0 +1,468 @@
+"""Plumbing shared by the local emulators.
+
+A threaded HTTP/1.1 server on loopback with:
+
+* runtime knobs (per-request latency, fault injection, emulator-specific settings),
+* a request log that tests read to count requests,
+* an admin API under ``/_emulator/`` that works the same whether the emulator runs in a
+  thread of the test process or in a process of its own.
+
+Admin API (JSON in, JSON out)::
+
+    GET    /_emulator/health   -> {"ok": true, "emulator": "oss"}
+    GET    /_emulator/log      -> {"requests": [{"op", "method", "path", "status", ...}, ...]}
+    DELETE /_emulator/log      -> clears it
+    GET    /_emulator/knobs    -> {"latency", "seed", "faults": [...], "settings": {...}, "injected": {...}}
+    PUT    /_emulator/knobs    -> replaces the knobs given (omitted keys keep their value)
+
+A fault rule is ``{"op": "CopyObject" | "*", "kind": "503", "rate": 0.2}`` (each matching request
+fails with that probability) or ``{"op": ..., "kind": ..., "times": 3, "after": 1}`` (skip one
+matching request, then fail the next three), or ``{"op": ..., "sequence": ["503", null, "reset"]}``
+(one entry per matching request, ``null`` lets it through). Kinds the base server handles itself:
+``reset`` (the connection is dropped without an answer) and ``slow`` (the answer is held back
+``seconds``, default 30, then given normally). Every other kind (``503``, ``500``, ``throttle``,
+``corrupt``...) is turned into an answer by the emulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+ADMIN_PREFIX = "/_emulator/"
+
+
+@dataclass
+class FaultRule:
+    """One fault-injection rule; see the module docstring."""
+
+    op: str = "*"
+    kind: str = "503"
+    rate: float | None = None
+    times: int | None = None
+    after: int = 0
+    sequence: list[str | None] | None = None
+    seconds: float = 30.0
+    seen: int = 0
+
+    def matches(self, op: str) -> bool:
+        return self.op in ("*", op)
+
+    def draw(self, rng: random.Random) -> str | None:
+        """Count one matching request; return the fault kind to inject, if any."""
+        index = self.seen
+        self.seen += 1
+        if self.sequence is not None:
+            return self.sequence[index] if index < len(self.sequence) else None
+        if index < self.after:
+            return None
+        if self.times is not None:
+            return self.kind if index - self.after < self.times else None
+        if self.rate is not None:
+            return self.kind if rng.random() < self.rate else None
+        return self.kind
+
+    def public(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class Knobs:
+    """Thread-safe runtime settings of one emulator."""
+
+    latency: float = 0.0
+    seed: int = 0
+    faults: list[FaultRule] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    injected: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.seed)
+
+    def configure(self, data: dict[str, Any]) -> None:
+        """Apply an admin ``PUT /_emulator/knobs`` document."""
+        unknown = set(data) - {"latency", "seed", "faults", "settings", "reset_counters"}
+        if unknown:
+            raise ValueError(f"unknown knob(s): {sorted(unknown)}")
+        with self._lock:
+            if "latency" in data:
+                self.latency = float(data["latency"])
+            if "seed" in data:
+                self.seed = int(data["seed"])
+                self._rng = random.Random(self.seed)
+            if "faults" in data:
+                self.faults = [FaultRule(**{k: v for k, v in rule.items() if k != "seen"})
+                               for rule in data["faults"] or []]
+            if "settings" in data:
+                unknown = set(data["settings"]) - set(self.settings)
+                if unknown:
+                    raise ValueError(f"unknown setting(s): {sorted(unknown)}")
+                self.settings.update(data["settings"])
+            if data.get("reset_counters"):
+                self.injected.clear()
+
+    def setting(self, name: str) -> Any:
+        with self._lock:
+            return self.settings[name]
+
+    def pick_fault(self, op: str) -> FaultRule | None:
+        """The rule that fires for this request, if any (rules are tried in order)."""
+        with self._lock:
+            for rule in self.faults:
+                if rule.matches(op):
+                    kind = rule.draw(self._rng)
+                    if kind is not None:
+                        self.injected[kind] += 1
+                        return FaultRule(op=op, kind=kind, seconds=rule.seconds)
+            return None
+
+    def public(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "latency": self.latency,
+                "seed": self.seed,
+                "faults": [rule.public() for rule in self.faults],
+                "settings": dict(self.settings),
+                "injected": dict(self.injected),
+            }
+
+
+class RequestLog:
+    """Append-only list of handled requests (admin requests are not logged)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[dict[str, Any]] = []
+
+    def append(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 emulator: Emulator) -> None:
+        self.emulator = emulator
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_all(self) -> None:
+        """Drop every open keep-alive connection so handler threads end."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class DroppedError(Exception):
+    """Raised inside a handler to drop the connection without an answer."""
+
+
+class EmulatorHandler(BaseHTTPRequestHandler):
+    """Base request handler. Subclasses implement :meth:`dispatch` and :meth:`fault_answer`.
+
+    While handling, a subclass fills ``self.log_fields`` (at least ``op``) and calls
+    :meth:`inject` once it knows the operation, which applies latency and faults.
+    """
+
+    protocol_version = "HTTP/1.1"
+    server: EmulatorHTTPServer
+    server_version = "LocalCloud"
+    sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def emulator(self) -> Emulator:
+        return self.server.emulator
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        if self.emulator.verbose:
+            super().log_message(format, *args)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.log_fields["status"] = code
+        super().send_response(code, message)
+
+    def _handle(self) -> None:
+        self.log_fields: dict[str, Any] = {"method": self.command, "path": self.path}
+        self._body_read = False
+        split = urlsplit(self.path)
+        if split.path.startswith(ADMIN_PREFIX):
+            self._admin(split.path[len(ADMIN_PREFIX):])
+            return
+        started = time.monotonic()
+        try:
+            self.dispatch()
+        except DroppedError:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                # RST rather than FIN, like a reset by a middlebox.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.log_fields.setdefault("status", 0)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            self.log_fields.setdefault("status", 0)
+        finally:
+            if not self._body_read:
+                # An unread request body would be taken for the next request on this connection.
+                self.close_connection = True
+            self.log_fields["time"] = time.time()
+            self.log_fields["duration"] = round(time.monotonic() - started, 6)
+            self.emulator.log.append(self.log_fields)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+    def inject(self, op: str) -> str | None:
+        """Record the operation, apply latency and faults.
+
+        Returns the fault kind the emulator must answer with itself (``503``...), or None.
+        ``reset`` raises :class:`DroppedError`; ``slow`` sleeps and returns None.
+        """
+        self.log_fields["op"] = op
+        knobs = self.emulator.knobs
+        if knobs.latency:
+            time.sleep(knobs.latency)
+        rule = knobs.pick_fault(op)
+        if rule is None:
+            return None
+        self.log_fields["fault"] = rule.kind
+        if rule.kind == "reset":
+            self.read_body()
+            raise DroppedError
+        if rule.kind == "slow":
+            time.sleep(rule.seconds)
+            return None
+        return rule.kind
+
+    # -- request bodies ---------------------------------------------------------------------
+    def iter_body(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Yield the request body (Content-Length or chunked), once."""
+        if self._body_read:
+            return
+        self._body_read = True
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                remaining = size
+                while remaining:
+                    data = self.rfile.read(min(chunk_size, remaining))
+                    if not data:
+                        raise ConnectionResetError("client closed mid-body")
+                    remaining -= len(data)
+                    yield data
+                self.rfile.readline(3)
+        else:
+            remaining = int(self.headers.get("Content-Length") or 0)
+            while remaining:
+                data = self.rfile.read(min(chunk_size, remaining))
+                if not data:
+                    raise ConnectionResetError("client closed mid-body")
+                remaining -= len(data)
+                yield data
+
+    def read_body(self) -> bytes:
+        return b"".join(self.iter_body())
+
+    # -- answers ----------------------------------------------------------------------------
+    def send_bytes(self, status: int, body: bytes, content_type: str,
+                   headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_json(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(document, ensure_ascii=False).encode()
+        self.send_bytes(status, body, "application/json;charset=utf-8", headers)
+
+    # -- admin ------------------------------------------------------------------------------
+    def _admin(self, route: str) -> None:
+        self.log_fields["op"] = "admin"
+        try:
+            body = self.read_body()
+            document = json.loads(body) if body else None
+            if route == "health" and self.command == "GET":
+                self.send_json(200, {"ok": True, "emulator": self.emulator.name})
+            elif route == "log" and self.command == "GET":
+                self.send_json(200, {"requests": self.emulator.log.entries()})
+            elif route == "log" and self.command == "DELETE":
+                self.emulator.log.clear()
+                self.send_json(200, {"ok": True})
+            elif route == "knobs" and self.command == "GET":
+                self.send_json(200, self.emulator.knobs.public())
+            elif route == "knobs" and self.command == "PUT":
+                self.emulator.knobs.configure(document or {})
+                self.send_json(200, self.emulator.knobs.public())
+            else:
+                answer = self.admin(route, document)
+                if answer is None:
+                    self.send_json(404, {"error": f"no admin route {self.command} /_emulator/{route}"})
+                else:
+                    self.send_json(200, answer)
+        except (ValueError, TypeError, KeyError) as exc:
+            self.send_json(400, {"error": f"{type(exc).__name__}: {exc}"})
+
+    # -- for subclasses ---------------------------------------------------------------------
+    def dispatch(self) -> None:
+        raise NotImplementedError
+
+    def admin(self, route: str, document: Any) -> dict[str, Any] | None:
+        """Emulator-specific admin routes; return None for an unknown route."""
+        return None
+
+
+class Emulator:
+    """An emulator's state plus its server thread. Use as a context manager or start()/stop()."""
+
+    name: ClassVar[str] = "emulator"
+    handler_class: ClassVar[type[EmulatorHandler]] = EmulatorHandler
+    default_settings: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0,
+                 seed: int = 0, verbose: bool = False, **settings: Any) -> None:
+        self.host = host
+        self.port = port
+        self.verbose = verbose
+        self.knobs = Knobs(latency=latency, seed=seed, settings=dict(self.default_settings))
+        if settings:
+            self.knobs.configure({"settings": settings})
+        self.log = RequestLog()
+        self._server: EmulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def bind(self) -> EmulatorHTTPServer:
+        self._server = EmulatorHTTPServer((self.host, self.port), self.handler_class, self)
+        self.port = self._server.server_address[1]
+        return self._server
+
+    def start(self) -> Emulator:
+        server = self.bind()
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"{self.name}-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Run in the foreground (the ``python -m`` entry points) until interrupted."""
+        server = self.bind()
+        try:
+            server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close_all()
+            server.server_close()
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.close_all()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class AdminClient:
+    """Drives an emulator's admin API over HTTP (works for in-thread and separate-process ones)."""
+
+    def __init__(self, url: str) -> None:
+        import httpx  # the tests' HTTP client; imported here so servers start without it
+
+        self._http = httpx.Client(base_url=url.rstrip("/") + ADMIN_PREFIX, timeout=30)
+
+    def call(self, method: str, route: str, document: Any = None) -> Any:
+        response = self._http.request(method, route, json=document)
+        if response.status_code != 200:
+            raise RuntimeError(f"admin {method} {route}: {response.status_code} {response.text}")
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        return self.call("GET", "health")
+
+    def log(self) -> list[dict[str, Any]]:
+        return self.call("GET", "log")["requests"]
+
+    def clear_log(self) -> None:
+        self.call("DELETE", "log")
+
+    def knobs(self, **changes: Any) -> dict[str, Any]:
+        """``knobs()`` reads; ``knobs(latency=0.02, faults=[...], settings={...})`` changes."""
+        if not changes:
+            return self.call("GET", "knobs")
+        return self.call("PUT", "knobs", changes)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def wait_healthy(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.health()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)

@@ -1,0 +1,1 @@
+"""pytest fixtures for the OSS emulator (being written)."""
