@@ -1,0 +1,75 @@
+"""The invocation's time budget, from the function's FC timeout."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .errors import BudgetExceededError
+
+
+def reserve_for(timeout: float) -> float:
+    """Time kept back at the end of an invocation to report outcomes (10 %, 0.5–15 s)."""
+    return min(15.0, max(0.5, timeout * 0.1))
+
+
+class Deadline:
+    """When this invocation must stop starting work."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._end = clock() + seconds
+
+    @classmethod
+    def from_context(cls, context: Any, started: float | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> Deadline:
+        """FC's ``context.function.timeout`` minus a reserve, counted from ``started``."""
+        function = getattr(context, "function", None)
+        timeout = float(getattr(function, "timeout", None) or 300)
+        deadline = cls(timeout - reserve_for(timeout), clock)
+        if started is not None:
+            deadline._end -= clock() - started
+        return deadline
+
+    def remaining(self) -> float:
+        return self._end - self._clock()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def check(self, needed: float = 0.0, what: str = "continue") -> None:
+        """Raise :class:`BudgetExceededError` unless ``needed`` seconds are left."""
+        left = self.remaining()
+        if left < needed or left <= 0:
+            raise BudgetExceededError(f"time budget exhausted: {max(left, 0):.1f}s left, "
+                                      f"about {needed:.1f}s needed to {what}")
+
+
+class CopyTimer:
+    """Estimates how long a server-side copy request takes, from the ones already done.
+
+    Starts from a cautious guess (50 MiB/s, 0.5 s per request) and follows what it observes,
+    so that an invocation stops starting copies that would not finish in time.
+    """
+
+    def __init__(self, rate: float = 50 * 2**20, overhead: float = 0.5) -> None:
+        self._rate = rate
+        self._overhead = overhead
+        self._lock = threading.Lock()
+        self._observed = 0
+
+    def estimate(self, size: int) -> float:
+        with self._lock:
+            return self._overhead + size / self._rate
+
+    def observe(self, size: int, seconds: float) -> None:
+        with self._lock:
+            self._observed += 1
+            weight = 0.3 if self._observed > 3 else 0.6
+            if size >= 8 * 2**20:
+                rate = size / max(seconds - self._overhead, 1e-3)
+                self._rate = (1 - weight) * self._rate + weight * rate
+            else:
+                self._overhead = (1 - weight) * self._overhead + weight * seconds

@@ -1,0 +1,165 @@
+"""Configuration from environment variables, validated once per instance (``initialize``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+#: Defaults chosen from the benchmarks (README, "Performance").
+DEFAULT_COPY_CONCURRENCY = 64
+DEFAULT_MULTIPART_THRESHOLD = 256 * MIB
+DEFAULT_PART_SIZE = 64 * MIB
+DEFAULT_MPS_MAX_QPS = 50.0
+DEFAULT_PENDING_MAX_AGE = 172_800
+
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+URL_RE = re.compile(r"^https?://[^/\s?#]+/?$")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the function is configured with (credentials excepted, see ``credentials``)."""
+
+    dest_bucket: str
+    dest_prefix: str
+    dest_region: str
+    mps_region: str
+    mps_endpoint: str
+    oss_endpoint: str | None
+    source_buckets: frozenset[str]
+    copy_concurrency: int
+    multipart_threshold: int
+    part_size: int
+    mps_max_qps: float
+    pending_max_age: int
+    mps_signature: str
+    mps_timeout: float
+    oss_timeout: float
+    job_concurrency: int
+
+    def oss_endpoint_for(self, region: str) -> str:
+        """The endpoint serving buckets of ``region`` (``OSS_ENDPOINT`` overrides all of them)."""
+        return self.oss_endpoint or f"https://oss-{region}.aliyuncs.com"
+
+    def source_allowed(self, bucket: str) -> bool:
+        return not self.source_buckets or bucket in self.source_buckets
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str], T],
+           check: Callable[[T], bool], rule: str) -> T:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = convert(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be {rule}, got {raw!r}") from None
+    if not check(value):
+        raise ConfigError(f"{name} must be {rule}, got {raw!r}")
+    return value
+
+
+def _bucket(name: str, value: str) -> str:
+    if not BUCKET_RE.match(value):
+        raise ConfigError(f"{name} must be an OSS bucket name (3-63 of a-z, 0-9, '-'), got {value!r}")
+    return value
+
+
+def _region(env: Mapping[str, str], name: str) -> str:
+    value = _get(env, name) or _get(env, "FC_REGION")
+    if value is None:
+        raise ConfigError(f"{name} is not set and FC_REGION is not set either")
+    if not REGION_RE.match(value):
+        raise ConfigError(f"{name} must be a region id such as cn-hangzhou, got {value!r}")
+    return value
+
+
+def _endpoint(env: Mapping[str, str], name: str) -> str | None:
+    value = _get(env, name)
+    if value is not None and not URL_RE.match(value):
+        raise ConfigError(f"{name} must be an http(s) URL without a path, got {value!r}")
+    return value.rstrip("/") if value else None
+
+
+def _prefix(env: Mapping[str, str]) -> str:
+    raw = env.get("DEST_PREFIX")
+    value = "iproduction/" if raw is None else raw.strip()
+    if value and not value.endswith("/"):
+        value += "/"
+    segments = value.split("/")[:-1]
+    if value.startswith("/") or any(s in ("", ".", "..") for s in segments) or \
+            any(ord(c) < 32 or ord(c) == 127 for c in value) or len(value.encode()) > 512:
+        raise ConfigError(f"DEST_PREFIX must be a relative key prefix such as 'iproduction/', got {raw!r}")
+    return value
+
+
+def _source_buckets(env: Mapping[str, str]) -> frozenset[str]:
+    raw = env.get("SOURCE_BUCKETS") or ""
+    return frozenset(_bucket("SOURCE_BUCKETS", b.strip()) for b in raw.split(",") if b.strip())
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Read and validate the configuration; raises :class:`ConfigError` naming the variable."""
+    dest_bucket = _get(env, "DEST_BUCKET")
+    if dest_bucket is None:
+        raise ConfigError("DEST_BUCKET is required (the destination bucket)")
+    mps_region = _region(env, "MPS_REGION")
+    part_size = _parse(env, "PART_SIZE_BYTES", DEFAULT_PART_SIZE, int,
+                       lambda v: 100 * KIB <= v <= 5 * GIB, "an integer from 102400 (100 KiB) to 5 GiB")
+    copy_concurrency = _parse(env, "COPY_CONCURRENCY", DEFAULT_COPY_CONCURRENCY, int,
+                              lambda v: 1 <= v <= 512, "an integer from 1 to 512")
+    mps_max_qps = _parse(env, "MPS_MAX_QPS", DEFAULT_MPS_MAX_QPS, float,
+                         lambda v: 0 < v <= 100, "a number above 0 and at most 100")
+    signature = (_get(env, "MPS_SIGNATURE_VERSION") or "v3").lower()
+    if signature not in ("v2", "v3"):
+        raise ConfigError(f"MPS_SIGNATURE_VERSION must be v3 or v2, got {signature!r}")
+    return Settings(
+        dest_bucket=_bucket("DEST_BUCKET", dest_bucket),
+        dest_prefix=_prefix(env),
+        dest_region=_region(env, "DEST_REGION"),
+        mps_region=mps_region,
+        mps_endpoint=_endpoint(env, "MPS_ENDPOINT") or f"https://mts.{mps_region}.aliyuncs.com",
+        oss_endpoint=_endpoint(env, "OSS_ENDPOINT"),
+        source_buckets=_source_buckets(env),
+        copy_concurrency=copy_concurrency,
+        multipart_threshold=_parse(env, "MULTIPART_THRESHOLD_BYTES", DEFAULT_MULTIPART_THRESHOLD, int,
+                                   lambda v: 100 * KIB <= v <= GIB,
+                                   "an integer from 102400 (100 KiB) to 1073741824 (1 GiB)"),
+        part_size=part_size,
+        mps_max_qps=mps_max_qps,
+        pending_max_age=_parse(env, "PENDING_MAX_AGE_SECONDS", DEFAULT_PENDING_MAX_AGE, int,
+                               lambda v: v > 0, "a positive integer"),
+        mps_signature=signature,
+        mps_timeout=_parse(env, "MPS_TIMEOUT_SECONDS", 10.0, float, lambda v: 0 < v <= 300,
+                           "a number of seconds above 0 and at most 300"),
+        oss_timeout=_parse(env, "OSS_TIMEOUT_SECONDS", 60.0, float, lambda v: 0 < v <= 3600,
+                           "a number of seconds above 0 and at most 3600"),
+        job_concurrency=_parse(env, "JOB_CONCURRENCY", 32, int, lambda v: 1 <= v <= 256,
+                               "an integer from 1 to 256"),
+    )
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """The settings as a loggable dict (they hold no secret)."""
+    out = dict(settings.__dict__)
+    out["source_buckets"] = sorted(settings.source_buckets)
+    return out

@@ -1,0 +1,268 @@
+"""The copy engine: server-side copies of a job's result files, verified, on one bounded pool.
+
+Per file: HEAD the source → skip when the destination already holds the same object (known
+from one listing of the job's destination prefix) → CopyObject below the multipart threshold,
+else InitiateMultipartUpload + UploadPartCopy parts + Complete (aborted on failure) → verify.
+Files of every job and parts of every file share one pool of ``COPY_CONCURRENCY`` workers; the
+orchestrating (job) thread never holds a pool slot while it waits, so nothing can deadlock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import oss2
+from oss2 import exceptions as oss_errors
+from oss2.models import PartInfo
+
+from . import logs
+from .budget import CopyTimer, Deadline
+from .config import Settings
+from .errors import CollectorError, CredentialsError, IntegrityError, RejectedError, TransientError
+from .layout import FilePlan
+from .storage import Listed, ObjectInfo, Storage
+
+MIN_PART = 100 * 1024
+MAX_PARTS = 10_000
+PROGRESS_INTERVAL = 5.0
+
+
+@dataclass(frozen=True)
+class CopiedFile:
+    """A result file that is now intact at its destination."""
+
+    plan: FilePlan
+    size: int
+    crc64: int | None  # the source's x-oss-hash-crc64ecma
+    etag: str  # the destination's ETag
+    content_type: str | None
+    action: str  # "copied" | "skipped"
+    transfer: str = "server-side"
+
+
+@dataclass(frozen=True)
+class _Multipart:
+    plan: FilePlan
+    info: ObjectInfo
+
+
+def part_ranges(size: int, part_size: int, concurrency: int) -> list[tuple[int, int]]:
+    """Inclusive byte ranges for a multipart copy.
+
+    At most ``part_size`` each (grown if 10,000 parts would not cover ``size``), then evened out
+    so the parts fill whole waves of ``concurrency`` workers: 80 parts on 64 workers would take
+    two rounds for 1.25 rounds of work, 128 smaller parts take the same two rounds at full use.
+    """
+    part_size = max(part_size, MIN_PART, math.ceil(size / MAX_PARTS))
+    count = max(1, math.ceil(size / part_size))
+    if count > 1:
+        waves = math.ceil(count / concurrency)
+        count = min(waves * concurrency, MAX_PARTS, max(1, size // MIN_PART))
+    step = math.ceil(size / count)
+    return [(start, min(start + step, size) - 1) for start in range(0, size, step)]
+
+
+class Progress:
+    """Counts a job's copied files and bytes; logs a line at most every few seconds."""
+
+    def __init__(self, files: int, interval: float = PROGRESS_INTERVAL) -> None:
+        self.files_total = files
+        self.files_done = 0
+        self.bytes_total = 0
+        self.bytes_done = 0
+        self._lock = threading.Lock()
+        self._throttle = logs.Throttle(interval)
+
+    def expect(self, size: int) -> None:
+        with self._lock:
+            self.bytes_total += size
+
+    def add(self, size: int, files: int = 0) -> None:
+        with self._lock:
+            self.bytes_done += size
+            self.files_done += files
+            snapshot = (self.files_done, self.files_total, self.bytes_done, self.bytes_total)
+        if self._throttle.ready():
+            logs.info("job.progress", filesDone=snapshot[0], filesTotal=snapshot[1],
+                      bytesDone=snapshot[2], bytesTotal=snapshot[3])
+
+
+def _worst(errors: list[Exception]) -> Exception:
+    """The error that decides the job's outcome: rejected > credentials > transient."""
+    for kind in (RejectedError, CredentialsError, TransientError):
+        for exc in errors:
+            if isinstance(exc, kind):
+                return exc
+    return errors[0]
+
+
+class CopyEngine:
+    """Copies files between buckets of one region without moving bytes through the function."""
+
+    def __init__(self, storage: Storage, settings: Settings, pool: ThreadPoolExecutor,
+                 timer: CopyTimer | None = None) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.pool = pool
+        self.timer = timer or CopyTimer()
+
+    def copy_files(self, plans: list[FilePlan], source_region: str, existing: dict[str, Listed],
+                   deadline: Deadline) -> list[CopiedFile]:
+        """Copy (or skip) every planned file; raises the worst failure after the others finished."""
+        source = self.storage.bucket(plans[0].source_bucket, source_region) if plans else None
+        progress = Progress(len(plans))
+        futures = {logs.submit(self.pool, self._file, plan, source, existing, deadline, progress): plan
+                   for plan in plans}
+        done: dict[FilePlan, CopiedFile] = {}
+        runs: list[tuple[_Multipart, str, list[Future[PartInfo]]]] = []
+        errors: list[Exception] = []
+        for future in as_completed(futures):
+            try:
+                outcome = future.result()
+                if isinstance(outcome, CopiedFile):
+                    done[outcome.plan] = outcome
+                else:
+                    runs.append(self._start_multipart(outcome, source, deadline, progress))
+            except Exception as exc:
+                errors.append(exc)
+                if isinstance(exc, (RejectedError, CredentialsError)):
+                    for pending in futures:
+                        pending.cancel()
+        for run in runs:
+            try:
+                copied = self._finish_multipart(*run, deadline)
+                done[copied.plan] = copied
+                progress.add(0, files=1)
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise _worst(errors)
+        return [done[plan] for plan in plans]
+
+    # -- one file ---------------------------------------------------------------------------
+    def _file(self, plan: FilePlan, source: oss2.Bucket, existing: dict[str, Listed],
+              deadline: Deadline, progress: Progress) -> CopiedFile | _Multipart:
+        deadline.check(0.1, "start a copy")
+        info = self.storage.head(source, plan.source_key, deadline)
+        if info is None:
+            raise RejectedError(f"result file missing from OSS: {plan.source_url}")
+        if (info.object_type or "").lower() == "appendable":
+            raise RejectedError(f"result file is an appendable object, which OSS cannot copy: {plan.source_url}")
+        progress.expect(info.size)
+        listed = existing.get(plan.dest_key)
+        if listed is not None and self._identical(info, listed, plan, deadline):
+            progress.add(info.size, files=1)
+            return CopiedFile(plan, info.size, info.crc64, listed.etag, info.content_type, "skipped")
+        if info.size >= self.settings.multipart_threshold:
+            return _Multipart(plan, info)
+        deadline.check(self.timer.estimate(info.size), f"copy {plan.source_url}")
+        started = time.monotonic()
+        result = self.storage.call(
+            lambda: self.storage.dest.copy_object(plan.source_bucket, plan.source_key, plan.dest_key,
+                                                  headers={"x-oss-copy-source-if-match": f'"{info.etag}"'}),
+            f"copy {plan.source_url}", deadline)
+        self.timer.observe(info.size, time.monotonic() - started)
+        etag = (result.etag or "").upper()
+        if info.multipart_etag or etag != info.etag:
+            etag = self._verify(plan, info, deadline)
+        progress.add(info.size, files=1)
+        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied")
+
+    def _identical(self, info: ObjectInfo, listed: Listed, plan: FilePlan, deadline: Deadline) -> bool:
+        """Whether the destination already holds this source object (then it is not copied again)."""
+        if listed.size != info.size:
+            return False
+        if not info.multipart_etag and listed.etag == info.etag:
+            return True  # a single-part ETag is the MD5 of the content
+        if info.crc64 is None:
+            return False
+        dest = self.storage.head(self.storage.dest, plan.dest_key, deadline)
+        return dest is not None and dest.size == info.size and dest.crc64 == info.crc64
+
+    def _verify(self, plan: FilePlan, info: ObjectInfo, deadline: Deadline) -> str:
+        """HEAD the destination: same size, and same CRC-64 where both sides have one."""
+        dest = self.storage.head(self.storage.dest, plan.dest_key, deadline)
+        if dest is None:
+            raise IntegrityError(f"copy of {plan.source_url} is not at its destination")
+        if dest.size != info.size:
+            raise IntegrityError(f"corrupted on transfer: {plan.source_url} size {info.size}, "
+                                 f"destination {dest.size}")
+        if info.crc64 is not None and dest.crc64 is not None and dest.crc64 != info.crc64:
+            raise IntegrityError(f"corrupted on transfer: {plan.source_url} CRC-64 differs")
+        return dest.etag
+
+    # -- multipart --------------------------------------------------------------------------
+    def _start_multipart(self, job: _Multipart, source: oss2.Bucket, deadline: Deadline,
+                         progress: Progress) -> tuple[_Multipart, str, list[Future[PartInfo]]]:
+        plan, info = job.plan, job.info
+        deadline.check(self.timer.estimate(min(info.size, self.settings.part_size)), f"copy {plan.source_url}")
+        result = self.storage.call(
+            lambda: self.storage.dest.init_multipart_upload(plan.dest_key, headers=dict(info.carried)),
+            f"initiate multipart upload of {plan.dest_key}", deadline)
+        upload_id = result.upload_id
+        ranges = part_ranges(info.size, self.settings.part_size, self.settings.copy_concurrency)
+        futures = [logs.submit(self.pool, self._part, plan, info, upload_id, number, byte_range,
+                               deadline, progress)
+                   for number, byte_range in enumerate(ranges, start=1)]
+        return job, upload_id, futures
+
+    def _part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int,
+              byte_range: tuple[int, int], deadline: Deadline, progress: Progress) -> PartInfo:
+        size = byte_range[1] - byte_range[0] + 1
+        deadline.check(self.timer.estimate(size), f"copy part {number} of {plan.source_url}")
+        started = time.monotonic()
+        result = self.storage.call(
+            lambda: self.storage.dest.upload_part_copy(
+                plan.source_bucket, plan.source_key, byte_range, plan.dest_key, upload_id, number,
+                headers={"x-oss-copy-source-if-match": f'"{info.etag}"'}),
+            f"copy part {number} of {plan.source_url}", deadline)
+        self.timer.observe(size, time.monotonic() - started)
+        progress.add(size)
+        return PartInfo(number, result.etag, size=size)
+
+    def _finish_multipart(self, job: _Multipart, upload_id: str, futures: list[Future[PartInfo]],
+                          deadline: Deadline) -> CopiedFile:
+        plan, info = job.plan, job.info
+        try:
+            parts = [future.result() for future in futures]
+            self.storage.call(lambda: self._complete(plan, upload_id, parts),
+                              f"complete multipart upload of {plan.dest_key}", deadline)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            self._abort(plan, upload_id)
+            raise
+        etag = self._verify(plan, info, deadline)
+        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied")
+
+    def _complete(self, plan: FilePlan, upload_id: str, parts: list[PartInfo]) -> None:
+        try:
+            self.storage.dest.complete_multipart_upload(plan.dest_key, upload_id, parts)
+        except oss_errors.NoSuchUpload:
+            # A retry after an answer that got lost: the upload is already complete. _verify checks it.
+            return
+
+    def _abort(self, plan: FilePlan, upload_id: str) -> None:
+        """Best effort: an upload left open is also cleaned up by the sweep."""
+        try:
+            self.storage.call(lambda: self._abort_once(plan, upload_id), f"abort upload of {plan.dest_key}",
+                              None)
+        except CollectorError as exc:
+            logs.warning("copy.abort_failed", key=plan.dest_key, error=str(exc))
+
+    def _abort_once(self, plan: FilePlan, upload_id: str) -> None:
+        try:
+            self.storage.dest.abort_multipart_upload(plan.dest_key, upload_id)
+        except oss_errors.NoSuchUpload:
+            return
+
+
+def run_all(calls: list[Callable[[], object]], pool: ThreadPoolExecutor) -> list[object]:
+    """Run small calls concurrently on ``pool``; re-raise the first failure."""
+    futures = [logs.submit(pool, call) for call in calls]
+    return [future.result() for future in futures]

@@ -1,0 +1,75 @@
+"""Credentials: from the FC environment variables, else from ``context.credentials``.
+
+They are read again on every invocation (FC rotates the role's STS token), held in one
+thread-safe :class:`CredentialsSource` that the MPS client and the OSS auth both ask, and
+registered with the log redactor so that no secret can reach a log line.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import logs
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    access_key_secret: str = field(repr=False)
+    security_token: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credentials(access_key_id=***, sts={self.security_token is not None})"
+
+    __str__ = __repr__
+
+
+def resolve_credentials(env: Mapping[str, str], context: Any = None) -> Credentials:
+    """Environment first (``ALIBABA_CLOUD_*``), then ``context.credentials`` (python3.10 runtime)."""
+    ak = (env.get("ALIBABA_CLOUD_ACCESS_KEY_ID") or "").strip()
+    sk = (env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or "").strip()
+    token = (env.get("ALIBABA_CLOUD_SECURITY_TOKEN") or "").strip() or None
+    if not (ak and sk):
+        creds = getattr(context, "credentials", None)
+        ak = (getattr(creds, "access_key_id", None) or "").strip()
+        sk = (getattr(creds, "access_key_secret", None) or "").strip()
+        token = (getattr(creds, "security_token", None) or "").strip() or None
+    if not ak:
+        raise ConfigError("ALIBABA_CLOUD_ACCESS_KEY_ID is not set and the context has no credentials "
+                          "(give the function a role)")
+    if not sk:
+        raise ConfigError("ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set and the context has no credentials")
+    if any(c.isspace() for c in ak + sk + (token or "")):
+        raise ConfigError("ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET/SECURITY_TOKEN must not contain whitespace")
+    return Credentials(ak, sk, token)
+
+
+class CredentialsSource:
+    """The current credentials of this instance; swapped atomically when FC rotates them."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._lock = threading.Lock()
+        self._current = credentials
+        logs.redact(credentials.access_key_id, credentials.access_key_secret, credentials.security_token)
+
+    def get(self) -> Credentials:
+        with self._lock:
+            return self._current
+
+    def update(self, credentials: Credentials) -> None:
+        with self._lock:
+            if credentials == self._current:
+                return
+            self._current = credentials
+        logs.redact(credentials.access_key_id, credentials.access_key_secret, credentials.security_token)
+
+    # oss2's CredentialsProvider protocol (``ProviderAuthV4`` calls this for every request).
+    def get_credentials(self) -> Any:
+        from oss2.credentials import Credentials as OssCredentials
+
+        creds = self.get()
+        return OssCredentials(creds.access_key_id, creds.access_key_secret, creds.security_token or "")

@@ -1,0 +1,187 @@
+"""The MPS job: the QueryIProductionJob answer, its decoded ``Result``, and what to do next.
+
+``Result`` and ``Result.Data`` are JSON *strings* in the real API and objects on the seed doc
+page; both are accepted. ``State`` drives a small state machine (:func:`next_action`).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from .errors import RejectedError
+
+OUTPUT_RE = re.compile(
+    r"^oss://(?P<bucket>[a-z0-9][a-z0-9-]{1,61}[a-z0-9])"
+    r"(?:\.oss-(?P<region>[a-z]{2,}(?:-[a-z0-9]+)+?)(?P<internal>-internal)?\.aliyuncs\.com)?"
+    r"/(?P<key>.*)$",
+    re.DOTALL,
+)
+
+
+class QueryJobAnswer(BaseModel):
+    """The QueryIProductionJob response body: ten fields, all strings (``Result`` may be an object)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    RequestId: str | None = None
+    JobId: str | None = None
+    State: str | None = None
+    FunctionName: str | None = None
+    PipelineId: str | None = None
+    Input: str | None = None
+    Output: str | None = None
+    JobParams: str | None = None
+    UserData: str | None = None
+    Result: str | dict[str, Any] | None = None
+
+    @field_validator("JobParams", "UserData", "FunctionName", "PipelineId", "Input", "Output",
+                     "State", "JobId", "RequestId", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> Any:
+        # Tolerate a number or an object where the API documents a string.
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Action(enum.Enum):
+    """What a job's MPS ``State`` asks of us."""
+
+    COPY = "copy"  # Success: copy the result files, commit the manifest
+    FAIL = "fail"  # Fail: commit a failure manifest
+    WAIT = "wait"  # Queuing / Analysing / anything unknown: keep it in the pending registry
+
+
+_ACTIONS = {"success": Action.COPY, "fail": Action.FAIL, "failed": Action.FAIL,
+            "queuing": Action.WAIT, "analysing": Action.WAIT}
+KNOWN_STATES = frozenset({"Success", "Fail", "Queuing", "Analysing"})
+
+
+def next_action(state: str) -> Action:
+    """The state machine: ``Success`` → copy, ``Fail`` → failure manifest, the rest → wait."""
+    return _ACTIONS.get(state.strip().lower(), Action.WAIT)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    code: str | None
+    message: str | None
+    data: Any  # the decoded ``Data`` (usually {"result": [{"file": ...}]}), or None
+    data_error: str | None = None  # why ``Data`` could not be decoded, if it could not
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    state: str
+    function_name: str | None
+    pipeline_id: str | None
+    input: str | None
+    output: str | None
+    job_params: str | None
+    user_data: str | None
+    result: JobResult
+    request_id: str | None
+
+    @property
+    def action(self) -> Action:
+        return next_action(self.state)
+
+
+@dataclass(frozen=True)
+class OutputLocation:
+    bucket: str
+    region: str
+    key_template: str
+
+
+def _loads_maybe(value: Any) -> Any:
+    """Decode a JSON string; leave anything else as it is."""
+    if isinstance(value, (str, bytes)):
+        text = value.strip() if isinstance(value, str) else value.strip().decode("utf-8", "replace")
+        if not text:
+            return None
+        return json.loads(text)
+    return value
+
+
+def decode_result(raw: Any) -> JobResult:
+    """``Result`` → (Code, Message, Data) whether the two levels are JSON strings or objects."""
+    try:
+        result = _loads_maybe(raw)
+    except (ValueError, RecursionError):
+        return JobResult(None, None, None, "Result is not JSON")
+    if result is None:
+        return JobResult(None, None, None)
+    if not isinstance(result, dict):
+        return JobResult(None, None, None, "Result is not a JSON object")
+
+    def text(name: str) -> str | None:
+        value = result.get(name, result.get(name.lower()))
+        return None if value is None else str(value)
+
+    data_raw = result.get("Data", result.get("data"))
+    try:
+        data = _loads_maybe(data_raw)
+    except (ValueError, RecursionError):
+        return JobResult(text("Code"), text("Message"), None, "Result.Data is not JSON")
+    return JobResult(text("Code"), text("Message"), data)
+
+
+def job_from_answer(job_id: str, answer: QueryJobAnswer) -> Job:
+    """A :class:`Job`, or :class:`RejectedError` for an unknown or non-IProduction job."""
+    if not answer.State:
+        # mps.md §1.2: only RequestId (and JobId) come back for a job that is not an IProduction job.
+        raise RejectedError("unknown job or not an intelligent-production job (MPS returned no State)")
+    if answer.JobId and answer.JobId.lower() != job_id.lower():
+        raise RejectedError("MPS answered for a different job id")
+    return Job(
+        job_id=job_id,
+        state=answer.State,
+        function_name=answer.FunctionName,
+        pipeline_id=answer.PipelineId,
+        input=answer.Input,
+        output=answer.Output,
+        job_params=answer.JobParams,
+        user_data=answer.UserData,
+        result=decode_result(answer.Result),
+        request_id=answer.RequestId,
+    )
+
+
+def result_files(result: JobResult) -> list[str]:
+    """The object keys in ``Data.result[*].file``, in order, without duplicates.
+
+    Entries without a ``file`` string (timestamps of analysis functions...) are skipped.
+    """
+    if result.data_error:
+        raise RejectedError(f"job result unreadable: {result.data_error}")
+    data = result.data
+    entries = data.get("result", data.get("Result")) if isinstance(data, dict) else None
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise RejectedError("job result unreadable: Data.result is not a list")
+    keys: list[str] = []
+    seen: set[str] = set()
+    for entry in entries:
+        key = entry.get("file", entry.get("File")) if isinstance(entry, dict) else None
+        if isinstance(key, str) and key not in seen:
+            seen.add(key)
+            keys.append(key)
+    return keys
+
+
+def parse_output(output: str | None, mps_region: str) -> OutputLocation:
+    """``oss://<bucket>.oss-<region>[-internal].aliyuncs.com/<key>`` or ``oss://<bucket>/<key>``."""
+    match = OUTPUT_RE.match((output or "").strip())
+    if not match:
+        shown = (output or "")[:120]
+        raise RejectedError(f"job Output is not an OSS URL this function understands: {shown!r}")
+    return OutputLocation(match["bucket"], match["region"] or mps_region, match["key"])

@@ -1,0 +1,89 @@
+"""Where things go in the destination bucket (contract §6), and which result keys are safe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import RejectedError
+
+MANIFEST_NAME = "manifest.json"
+MAX_KEY_BYTES = 1023
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """One result file: where it is read from and where it is written."""
+
+    source_bucket: str
+    source_key: str
+    dest_key: str
+
+    @property
+    def source_url(self) -> str:
+        return f"oss://{self.source_bucket}/{self.source_key}"
+
+
+def job_prefix(dest_prefix: str, job_id: str) -> str:
+    return f"{dest_prefix}{job_id}/"
+
+
+def manifest_key(dest_prefix: str, job_id: str) -> str:
+    return f"{job_prefix(dest_prefix, job_id)}{MANIFEST_NAME}"
+
+
+def pending_key(dest_prefix: str, job_id: str) -> str:
+    return f"{dest_prefix}_pending/{job_id}"
+
+
+def expired_key(dest_prefix: str, job_id: str) -> str:
+    return f"{dest_prefix}_expired/{job_id}"
+
+
+def _unsafe(text: str) -> str | None:
+    """Why a relative key is unsafe, or None."""
+    if text.startswith("/"):
+        return "a leading '/'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return "a control character"
+    if any(segment in ("", "..", ".") for segment in text.split("/")):
+        return "an empty, '.' or '..' segment"
+    return None
+
+
+def _show(key: str) -> str:
+    printable = "".join(c if c.isprintable() else "?" for c in key)
+    return repr(printable[:80] + ("…" if len(printable) > 80 else ""))
+
+
+def plan_files(source_bucket: str, keys: list[str], dest_prefix: str, job_id: str) -> list[FilePlan]:
+    """Map result keys to ``<DEST_PREFIX><JobId>/<name>``.
+
+    ``<name>`` is the key relative to the deepest directory all the job's keys share. Any unsafe
+    key or name rejects the whole job (:class:`RejectedError`), so nothing of it is copied.
+    """
+    for key in keys:
+        if not key:
+            raise RejectedError("job result lists an empty file key")
+        reason = _unsafe(key)
+        if reason:
+            raise RejectedError(f"unsafe result key {_show(key)}: {reason}")
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+            raise RejectedError(f"result key {_show(key)} is longer than {MAX_KEY_BYTES} bytes")
+    directories = [key.split("/")[:-1] for key in keys]
+    common: list[str] = []
+    if directories:
+        for parts in zip(*directories, strict=False):
+            if len(set(parts)) != 1:
+                break
+            common.append(parts[0])
+    base = job_prefix(dest_prefix, job_id)
+    plans = []
+    for key in keys:
+        name = "/".join(key.split("/")[len(common):])
+        if name == MANIFEST_NAME:
+            raise RejectedError(f"result file {_show(key)} would overwrite the job's {MANIFEST_NAME}")
+        dest_key = base + name
+        if len(dest_key.encode("utf-8")) > MAX_KEY_BYTES:
+            raise RejectedError(f"destination key for {_show(key)} would be longer than {MAX_KEY_BYTES} bytes")
+        plans.append(FilePlan(source_bucket, key, dest_key))
+    return plans

@@ -1,0 +1,110 @@
+"""Structured JSON logs: one line per event on stdout, with the FC request id and the job id.
+
+``request_id`` and ``job_id`` live in context variables; worker threads get them through
+:func:`submit`. Every registered secret is replaced by ``***`` in the final line, whatever
+code path produced it (exception texts included).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
+
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+_level = LEVELS["INFO"]
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_write_lock = threading.Lock()
+
+
+def set_level(name: str | None) -> None:
+    global _level
+    _level = LEVELS.get((name or "INFO").upper(), LEVELS["INFO"])
+
+
+def redact(*values: str | None) -> None:
+    """Register values that must never appear in a log line."""
+    with _secrets_lock:
+        _secrets.update(v for v in values if v and len(v) >= 4)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``."""
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _utc_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def log(event: str, level: str = "INFO", **fields: Any) -> None:
+    """Write one JSON line: ``{"time", "level", "event", "requestId", "jobId", ...fields}``."""
+    if LEVELS.get(level, 20) < _level:
+        return
+    record: dict[str, Any] = {"time": _utc_now(), "level": level, "event": event,
+                              "requestId": request_id.get()}
+    job = fields.pop("jobId", None) or job_id.get()
+    if job:
+        record["jobId"] = job
+    record.update(fields)
+    line = scrub(json.dumps(record, ensure_ascii=False, default=str))
+    with _write_lock:
+        stream = sys.stdout  # looked up each time: the FC runtime (and tests) may swap it
+        stream.write(line + "\n")
+        stream.flush()
+
+
+def info(event: str, **fields: Any) -> None:
+    log(event, "INFO", **fields)
+
+
+def warning(event: str, **fields: Any) -> None:
+    log(event, "WARNING", **fields)
+
+
+def error(event: str, **fields: Any) -> None:
+    log(event, "ERROR", **fields)
+
+
+def debug(event: str, **fields: Any) -> None:
+    log(event, "DEBUG", **fields)
+
+
+def submit(pool: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+    """``pool.submit`` that carries the caller's log context into the worker thread."""
+    return pool.submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+class Throttle:
+    """Lets an event through at most once every ``interval`` seconds (progress lines)."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._next = clock() + interval
+        self._lock = threading.Lock()
+
+    def ready(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            if now < self._next:
+                return False
+            self._next = now + self._interval
+            return True

@@ -1,0 +1,94 @@
+"""The manifest: the job's single commit point, written last with ``x-oss-forbid-overwrite``."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from oss2 import exceptions as oss_errors
+
+from .budget import Deadline
+from .config import Settings
+from .copier import CopiedFile
+from .job import Action, Job
+from .layout import job_prefix, manifest_key
+from .storage import Storage
+
+SCHEMA = "iproduction-manifest/1"
+
+
+def committed_at(now: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+
+
+def build(job: Job, settings: Settings, files: list[CopiedFile], when: str, *,
+          include_transfer: bool = False) -> dict[str, Any]:
+    """Exactly the contract's document (§6), fields in the contract's order."""
+    entries = []
+    for copied in files:
+        entry: dict[str, Any] = {
+            "source": copied.plan.source_url,
+            "key": copied.plan.dest_key,
+            "size": copied.size,
+            "crc64": None if copied.crc64 is None else str(copied.crc64),
+            "etag": copied.etag.strip('"'),
+            "contentType": copied.content_type,
+        }
+        if include_transfer:
+            entry["transfer"] = copied.transfer
+        entries.append(entry)
+    return {
+        "schema": SCHEMA,
+        "jobId": job.job_id,
+        "state": "Success" if job.action is Action.COPY else "Fail",
+        "functionName": job.function_name,
+        "pipelineId": job.pipeline_id,
+        "input": job.input,
+        "output": job.output,
+        "jobParams": job.job_params,
+        "userData": job.user_data,
+        "result": {"code": job.result.code, "message": job.result.message},
+        "mpsRequestId": job.request_id,
+        "committedAt": when,
+        "destination": {"bucket": settings.dest_bucket, "prefix": job_prefix(settings.dest_prefix, job.job_id)},
+        "files": entries,
+        "fileCount": len(entries),
+        "totalBytes": sum(f.size for f in files),
+    }
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What happened when we tried to commit: ours, or somebody else's that was there first."""
+
+    written: bool
+    document: dict[str, Any] | None
+
+
+def commit(storage: Storage, settings: Settings, document: dict[str, Any], deadline: Deadline) -> Commit:
+    """PUT the manifest unless one exists. A 409 means another invocation committed first; when
+    the document found is ours (an answer lost on the way back, then retried) it counts as written."""
+    bucket = storage.dest
+    key = manifest_key(settings.dest_prefix, document["jobId"])
+    body = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+    headers = {"Content-Type": "application/json", "x-oss-forbid-overwrite": "true"}
+    deadline.check(0.05, "commit the manifest")
+
+    def attempt() -> bool:
+        try:
+            bucket.put_object(key, body, headers=headers)
+            return True
+        except oss_errors.ServerError as exc:
+            if exc.status == 409 and exc.code == "FileAlreadyExists":
+                return False
+            raise
+
+    # No deadline on the retries: once started, the commit is worth the reserved time.
+    if storage.call(attempt, f"PUT {key}", None):
+        return Commit(True, document)
+    existing = storage.get_json(bucket, key, None)
+    ours = isinstance(existing, dict) and all(
+        existing.get(k) == document[k] for k in ("jobId", "mpsRequestId", "committedAt"))
+    return Commit(ours, existing if isinstance(existing, dict) else None)

@@ -1,0 +1,172 @@
+"""MPS (``mts`` 2014-06-18) RPC client on httpx: signing, typed errors, retries, rate cap.
+
+One client (one connection pool) per FC instance, created in ``initialize`` and shared by the
+threads of the instance, as is its :class:`~iproduction.ratelimit.RateLimiter`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import retry, signing
+from .budget import Deadline
+from .credentials import CredentialsSource
+from .errors import CredentialsError, RejectedError, TransientError
+from .job import QueryJobAnswer
+from .ratelimit import RateLimiter
+
+VERSION = "2014-06-18"
+AUTH_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden", "AccessDenied",
+              "InvalidIdentity.ServiceDisabled", "InvalidSecurityToken", "IncompleteSignature",
+              "IllegalTimestamp", "SignatureNonceUsed", "NoPermission")
+RETRYABLE_CODES = ("ServiceUnavailable", "InternalError", "UnknownError", "Rejected.Throttling")
+
+
+class MPSError(Exception):
+    """An error answer from MPS (or no answer at all)."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 request_id: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+
+class MPSThrottledError(MPSError, TransientError):
+    """``Throttling*``: retried, honouring ``x-acs-retry-after``."""
+
+
+class MPSServerError(MPSError, TransientError):
+    """5xx, ``ServiceUnavailable``, ``InternalError``, an unreadable answer: retried."""
+
+
+class MPSNetworkError(MPSError, TransientError):
+    """No answer (connection refused or reset, timeout): retried."""
+
+
+class MPSAuthError(MPSError, CredentialsError):
+    """Credentials or permissions refused: not retried, but the job is ``error`` (trigger retries)."""
+
+
+class MPSInvalidParameterError(MPSError, RejectedError):
+    """``InvalidParameter*`` / ``MissingParameter``: the job is ``rejected``."""
+
+
+class MPSClientError(MPSError, TransientError):
+    """Any other 4xx: not retried here; ``error`` so that the message is kept, not dropped."""
+
+
+def error_from_response(response: httpx.Response) -> MPSError:
+    """Map an error answer to the typed exception (never echoing anything but the answer's text)."""
+    code = message = request_id = None
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            code = body.get("Code") or body.get("code")
+            message = body.get("Message") or body.get("message")
+            request_id = body.get("RequestId") or body.get("requestId")
+    except ValueError:
+        pass
+    retry_after: float | None = None
+    raw_after = response.headers.get("x-acs-retry-after")
+    if raw_after:
+        try:
+            retry_after = max(0.0, float(raw_after))
+        except ValueError:
+            retry_after = None
+    status = response.status_code
+    code = str(code) if code else None
+    text = f"MPS {code or 'error'} (HTTP {status})" + (f": {str(message)[:300]}" if message else "")
+    kwargs: dict[str, Any] = {"code": code, "status": status, "request_id": request_id,
+                              "retry_after": retry_after}
+    if (code and code.startswith("Throttling")) or code == "Rejected.Throttling" or status == 429:
+        return MPSThrottledError(text, **kwargs)
+    if code and code.startswith(AUTH_CODES):
+        return MPSAuthError(text, **kwargs)
+    if code and code.startswith(("InvalidParameter", "MissingParameter")):
+        return MPSInvalidParameterError(text, **kwargs)
+    if code in RETRYABLE_CODES or status >= 500:
+        return MPSServerError(text, **kwargs)
+    if status in (401, 403):
+        return MPSAuthError(text, **kwargs)
+    return MPSClientError(text, **kwargs)
+
+
+def classify(exc: Exception) -> retry.Verdict:
+    if isinstance(exc, MPSThrottledError):
+        return retry.Verdict(True, exc.retry_after, "mps-throttling")
+    if isinstance(exc, MPSServerError):
+        return retry.Verdict(True, exc.retry_after, "mps-5xx")
+    if isinstance(exc, MPSNetworkError):
+        return retry.Verdict(True, None, "mps-network")
+    return retry.Verdict(False)
+
+
+class MPSClient:
+    """Calls MPS RPC actions; ``query_iproduction_job`` is the one the function needs."""
+
+    def __init__(self, endpoint: str, credentials: CredentialsSource, *, limiter: RateLimiter,
+                 signature: str = "v3", timeout: float = 10.0, pool_size: int = 32,
+                 policy: retry.RetryPolicy | None = None, stats: retry.RetryStats | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self._endpoint = endpoint.rstrip("/")
+        self._host = urlsplit(self._endpoint).netloc
+        self._credentials = credentials
+        self._limiter = limiter
+        self._signature = signature
+        self._policy = policy or retry.RetryPolicy()
+        self.stats = stats or retry.RetryStats()
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+            transport=transport,
+            headers={"accept": "application/json", "user-agent": "iproduction-collector/1.0"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None) -> dict[str, Any]:
+        """One RPC action with retries; returns the decoded JSON answer."""
+        return retry.call(lambda: self._attempt(action, params, deadline), classify,
+                          deadline=deadline, policy=self._policy, stats=self.stats)
+
+    def query_iproduction_job(self, job_id: str, deadline: Deadline | None = None) -> QueryJobAnswer:
+        return QueryJobAnswer.model_validate(self.call("QueryIProductionJob", {"JobId": job_id}, deadline))
+
+    def _attempt(self, action: str, params: dict[str, str], deadline: Deadline | None) -> dict[str, Any]:
+        self._limiter.acquire(deadline)
+        creds = self._credentials.get()  # fresh nonce, timestamp and credentials on every try
+        if self._signature == "v2":
+            query, headers = signing.v2_query(action, VERSION, params, creds), {}
+        else:
+            query = dict(params)
+            headers = signing.v3_headers(action, VERSION, self._host, query, creds)
+        timeout = None
+        if deadline is not None:
+            timeout = max(0.1, min(self._http.timeout.read or 10.0, deadline.remaining()))
+        try:
+            # The query is encoded exactly as it was signed (RFC 3986), not by httpx's rules.
+            response = self._http.post(f"{self._endpoint}/?{signing.canonical_query(query)}",
+                                       headers=headers,
+                                       timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+        except httpx.TransportError as exc:
+            # The exception text of httpx may hold the URL, and a V2 URL holds the AccessKeyId and
+            # the STS token: keep only the class name.
+            raise MPSNetworkError(f"MPS unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        try:
+            body = response.json()
+        except (ValueError, json.JSONDecodeError):
+            raise MPSServerError(f"MPS answered HTTP {response.status_code} with a body that is not JSON",
+                                 status=response.status_code) from None
+        if not isinstance(body, dict):
+            raise MPSServerError("MPS answered with JSON that is not an object", status=response.status_code)
+        return body

@@ -1,0 +1,105 @@
+"""The pending registry: one small JSON object per unfinished job, under ``<DEST_PREFIX>_pending/``.
+
+A record is ``{"jobId", "firstSeen", "lastChecked", "attempts", "lastState"}``. The timer sweep
+lists the records, oldest-checked first, and looks at each job again; a job unfinished after
+``PENDING_MAX_AGE_SECONDS`` moves to ``<DEST_PREFIX>_expired/<JobId>``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import logs
+from .budget import Deadline
+from .config import Settings
+from .events import JOB_ID_RE
+from .layout import expired_key, pending_key
+from .storage import Storage
+
+ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def iso(ts: float) -> str:
+    return time.strftime(ISO, time.gmtime(ts))
+
+
+def parse_iso(text: Any) -> float | None:
+    try:
+        return float(calendar.timegm(time.strptime(str(text), ISO)))
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class PendingRecord:
+    job_id: str
+    first_seen: str
+    last_checked: str
+    attempts: int
+    last_state: str | None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"jobId": self.job_id, "firstSeen": self.first_seen, "lastChecked": self.last_checked,
+                "attempts": self.attempts, "lastState": self.last_state}
+
+    @classmethod
+    def from_doc(cls, job_id: str, doc: Any, now: float) -> PendingRecord:
+        """Tolerant read: a damaged record restarts its clock rather than stopping the sweep."""
+        doc = doc if isinstance(doc, dict) else {}
+        first = doc.get("firstSeen") if parse_iso(doc.get("firstSeen")) is not None else iso(now)
+        attempts = doc.get("attempts")
+        state = doc.get("lastState")
+        return cls(job_id, first, str(doc.get("lastChecked") or first),
+                   attempts if isinstance(attempts, int) and attempts >= 0 else 0,
+                   state if isinstance(state, str) else None)
+
+    def age(self, now: float) -> float:
+        return now - (parse_iso(self.first_seen) or now)
+
+    def checked(self, state: str, now: float) -> PendingRecord:
+        return PendingRecord(self.job_id, self.first_seen, iso(now), self.attempts + 1, state)
+
+
+def new_record(job_id: str, now: float) -> PendingRecord:
+    return PendingRecord(job_id, iso(now), iso(now), 0, None)
+
+
+class PendingRegistry:
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
+        self.settings = settings
+
+    def get(self, job_id: str, deadline: Deadline | None, now: float) -> PendingRecord | None:
+        doc = self.storage.get_json(self.storage.dest, pending_key(self.settings.dest_prefix, job_id), deadline)
+        return None if doc is None else PendingRecord.from_doc(job_id, doc, now)
+
+    def save(self, record: PendingRecord, deadline: Deadline | None) -> None:
+        self.storage.put_json(self.storage.dest, pending_key(self.settings.dest_prefix, record.job_id),
+                              record.to_doc(), deadline)
+
+    def delete(self, job_id: str, deadline: Deadline | None) -> None:
+        self.storage.delete(self.storage.dest, pending_key(self.settings.dest_prefix, job_id), deadline)
+
+    def expire(self, record: PendingRecord, now: float, deadline: Deadline | None) -> None:
+        """Move the record to ``_expired/`` (written first, so a crash in between loses nothing)."""
+        doc = {**record.to_doc(), "expiredAt": iso(now),
+               "maxAgeSeconds": self.settings.pending_max_age}
+        self.storage.put_json(self.storage.dest, expired_key(self.settings.dest_prefix, record.job_id), doc,
+                              deadline)
+        self.delete(record.job_id, deadline)
+
+    def job_ids(self, deadline: Deadline | None) -> list[str]:
+        """Every job in the registry, least recently checked first."""
+        prefix = pending_key(self.settings.dest_prefix, "")
+        listed = self.storage.list_prefix(self.storage.dest, prefix, deadline)
+        ids = []
+        for item in sorted(listed.values(), key=lambda item: (item.last_modified, item.key)):
+            job_id = item.key[len(prefix):]
+            if JOB_ID_RE.match(job_id):
+                ids.append(job_id.lower())
+            else:
+                logs.warning("pending.ignored", key=item.key, reason="not a job id")
+        return ids

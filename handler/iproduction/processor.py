@@ -1,0 +1,142 @@
+"""One job from id to outcome.
+
+    LOOKUP   list <DEST_PREFIX><JobId>/ (manifest? what is already there) ‖ read the pending record
+      │  manifest found ─────────────────────────────────────────────→ already-committed
+    QUERY    QueryIProductionJob → State → job.next_action
+      ├─ WAIT  record the check; past PENDING_MAX_AGE_SECONDS ───────→ expired, else pending
+      ├─ FAIL  commit a failure manifest ────────────────────────────→ job-failed
+      └─ COPY  PLAN (source allowed? keys safe?) → COPY → COMMIT ─────→ committed
+    CLEANUP  after any commit, delete the pending record
+
+Every step is safe to repeat: keys are derived from the job id, copies of intact files are
+skipped, and the manifest is written once (forbid-overwrite), last.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from . import logs, manifest
+from .budget import Deadline
+from .config import Settings
+from .copier import CopiedFile, CopyEngine
+from .errors import CollectorError, RejectedError
+from .job import Action, Job, job_from_answer, parse_output, result_files
+from .layout import job_prefix, manifest_key, plan_files
+from .mps import MPSClient
+from .outcomes import JobReport, Outcome, outcome_for, short
+from .pending import PendingRecord, PendingRegistry, new_record
+from .storage import Listed, Storage
+
+
+class JobProcessor:
+    def __init__(self, settings: Settings, storage: Storage, mps: MPSClient, engine: CopyEngine,
+                 registry: PendingRegistry, lookups: ThreadPoolExecutor) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.mps = mps
+        self.engine = engine
+        self.registry = registry
+        self.lookups = lookups
+
+    def process(self, job_id: str, deadline: Deadline, message_id: str | None = None) -> JobReport:
+        """Never raises: every failure becomes the job's outcome, logged once."""
+        started = time.monotonic()
+        token = logs.job_id.set(job_id)
+        try:
+            try:
+                report = self._run(job_id, deadline)
+            except CollectorError as exc:
+                report = JobReport(job_id, outcome_for(exc), short(str(exc)))
+            except Exception as exc:  # a bug or an unexpected library error: keep the batch going
+                logs.error("job.unexpected", error=f"{type(exc).__name__}: {exc}")
+                report = JobReport(job_id, Outcome.ERROR, short(f"unexpected {type(exc).__name__}: {exc}"))
+            report.message_id = message_id
+            report.duration = time.monotonic() - started
+            logs.log("job.outcome", "WARNING" if report.outcome is Outcome.ERROR else "INFO",
+                     outcome=report.outcome.value, reason=report.reason, state=report.state,
+                     files=report.files, bytes=report.bytes, copied=report.copied, skipped=report.skipped,
+                     durationMs=round(report.duration * 1000), messageId=message_id)
+            return report
+        finally:
+            logs.job_id.reset(token)
+
+    # -- the steps --------------------------------------------------------------------------
+    def _run(self, job_id: str, deadline: Deadline) -> JobReport:
+        now = time.time()
+        deadline.check(0.2, "look the job up")
+        listing = logs.submit(self.lookups, self.storage.list_prefix, self.storage.dest,
+                              job_prefix(self.settings.dest_prefix, job_id), deadline)
+        record = self.registry.get(job_id, deadline, now)
+        existing = listing.result()
+        if manifest_key(self.settings.dest_prefix, job_id) in existing:
+            self._forget(record, deadline)
+            return JobReport(job_id, Outcome.ALREADY_COMMITTED,
+                             manifest=manifest_key(self.settings.dest_prefix, job_id))
+
+        try:
+            job = job_from_answer(job_id, self.mps.query_iproduction_job(job_id, deadline))
+        except RejectedError:
+            self._forget(record, deadline)
+            raise
+        action = job.action
+        if action is Action.WAIT:
+            return self._wait(job, record, now, deadline)
+        if action is Action.FAIL:
+            report = self._commit(job, [], deadline, Outcome.JOB_FAILED)
+            report.reason = short(f"MPS job failed: {job.result.code}: {job.result.message}")
+        else:
+            try:
+                files = self._copy(job, existing, deadline)
+            except RejectedError:
+                self._forget(record, deadline)
+                raise
+            report = self._commit(job, files, deadline, Outcome.COMMITTED)
+        self._forget(record, deadline)
+        return report
+
+    def _wait(self, job: Job, record: PendingRecord | None, now: float, deadline: Deadline) -> JobReport:
+        if job.state not in ("Queuing", "Analysing"):
+            logs.warning("job.unknown_state", state=job.state)
+        current = (record or new_record(job.job_id, now)).checked(job.state, now)
+        if current.age(now) > self.settings.pending_max_age:
+            self.registry.expire(current, now, deadline)
+            return JobReport(job.job_id, Outcome.EXPIRED, state=job.state, reason=short(
+                f"still {job.state} {int(current.age(now))}s after it was first seen "
+                f"(PENDING_MAX_AGE_SECONDS={self.settings.pending_max_age})"))
+        self.registry.save(current, deadline)
+        return JobReport(job.job_id, Outcome.PENDING, f"MPS state is {job.state}", state=job.state)
+
+    def _copy(self, job: Job, existing: dict[str, Listed], deadline: Deadline) -> list[CopiedFile]:
+        location = parse_output(job.output, self.settings.mps_region)
+        if not self.settings.source_allowed(location.bucket):
+            raise RejectedError(f"source bucket {location.bucket} is not in SOURCE_BUCKETS")
+        plans = plan_files(location.bucket, result_files(job.result), self.settings.dest_prefix, job.job_id)
+        if location.region != self.settings.dest_region:
+            raise RejectedError(f"source bucket {location.bucket} is in {location.region}, the destination in "
+                                f"{self.settings.dest_region}: cross-region delivery is not available")
+        if not plans:
+            return []
+        return self.engine.copy_files(plans, location.region, existing, deadline)
+
+    def _commit(self, job: Job, files: list[CopiedFile], deadline: Deadline, outcome: Outcome) -> JobReport:
+        document = manifest.build(job, self.settings, files, manifest.committed_at())
+        result = manifest.commit(self.storage, self.settings, document, deadline)
+        key = manifest_key(self.settings.dest_prefix, job.job_id)
+        if not result.written:
+            return JobReport(job.job_id, Outcome.ALREADY_COMMITTED, state=job.state, manifest=key)
+        return JobReport(job.job_id, outcome, state=job.state, files=len(files),
+                         bytes=sum(f.size for f in files), manifest=key,
+                         copied=sum(f.action == "copied" for f in files),
+                         skipped=sum(f.action == "skipped" for f in files))
+
+    def _forget(self, record: PendingRecord | None, deadline: Deadline) -> None:
+        """Delete the job's pending record, if it has one. A failure here changes no outcome: the
+        next sweep finds the manifest and deletes the record then."""
+        if record is None:
+            return
+        try:
+            self.registry.delete(record.job_id, deadline)
+        except CollectorError as exc:
+            logs.warning("pending.delete_failed", error=short(str(exc)))
