@@ -1,0 +1,68 @@
+"""The FC code package: cp310 manylinux wheels where binary, and the FC loader finds the handler."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    subprocess.run(["bash", str(ROOT / "deploy" / "build.sh"), str(out)], check=True, cwd=ROOT,
+                   env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHON": sys.executable,
+                        "HOME": str(out)}, timeout=600)
+    return out / "code"
+
+
+def wheel_tags(package: Path) -> dict[str, tuple[bool, list[str]]]:
+    found = {}
+    for wheel in package.glob("*.dist-info/WHEEL"):
+        meta = Parser().parsestr(wheel.read_text())
+        found[wheel.parent.name] = (meta["Root-Is-Purelib"].strip().lower() == "true", meta.get_all("Tag") or [])
+    return found
+
+
+def test_binary_packages_are_cpython310_manylinux_x86_64(package: Path) -> None:
+    tags = wheel_tags(package)
+    assert {"oss2", "httpx", "pydantic", "pydantic_core", "crcmod_plus"} <= {n.split("-")[0] for n in tags}
+    for name, (pure, wheel_tags_) in tags.items():
+        for tag in wheel_tags_:
+            python, abi, platform = tag.split("-")
+            if pure:
+                assert abi == "none" and platform == "any", (name, tag)
+            else:
+                assert python in ("cp310", "cp39", "cp38", "cp37") and abi in ("cp310", "abi3"), (name, tag)
+                assert python == "cp310" or abi == "abi3", (name, tag)
+                assert "manylinux" in platform and platform.endswith("x86_64"), (name, tag)
+    binary_files = {line.split(",")[0] for name, (pure, _) in tags.items() if not pure
+                    for line in (package / name / "RECORD").read_text().splitlines()}
+    shared_objects = {str(so.relative_to(package)) for so in package.rglob("*.so")}
+    assert shared_objects
+    assert shared_objects <= binary_files  # every binary comes from a checked wheel
+
+
+def test_handler_code_is_the_repository_handler(package: Path) -> None:
+    for source in (ROOT / "handler").rglob("*.py"):
+        assert (package / source.relative_to(ROOT / "handler")).read_bytes() == source.read_bytes()
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 10), reason="the package holds CPython 3.10 binaries")
+def test_the_fc_loader_finds_the_handler_in_the_package(package: Path) -> None:
+    """Like the runtime: only the code root on sys.path (no site-packages), import index."""
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import index, oss2, httpx, pydantic, crcmod._crcfunext;"
+        "assert callable(index.handler) and callable(index.initialize);"
+        "assert all(m.__file__.startswith(sys.argv[1]) for m in (oss2, httpx, pydantic));"
+        "print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-S", "-c", probe, str(package)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
