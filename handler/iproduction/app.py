@@ -19,7 +19,7 @@ from typing import Any
 from . import logs
 from .budget import Deadline
 from .config import Settings, describe, load_settings
-from .copier import CopyEngine
+from .copier import CopyEngine, abort_stale_uploads
 from .credentials import CredentialsSource, resolve_credentials
 from .errors import CollectorError, InvocationFailedError
 from .events import BadMessage, parse_event
@@ -32,6 +32,8 @@ from .storage import Storage
 
 #: A sweep does not start a job with less time than this left (the rest wait for the next sweep).
 SWEEP_MIN_SECONDS = 2.0
+#: Multipart uploads older than this are left over from a killed instance (FC timeouts are shorter).
+STALE_UPLOAD_SECONDS = 3600.0
 
 
 @dataclass
@@ -135,10 +137,24 @@ def run(rt: Runtime, event: bytes | str, deadline: Deadline) -> list[JobReport]:
         skipped = sum(report is None for report in swept)
         if skipped:
             logs.info("sweep.deferred", jobs=skipped, reason="time budget; left for the next sweep")
+        _clean_uploads(rt, deadline)
         return [*reports, *(report for report in swept if report is not None)]
     futures = [logs.submit(rt.job_pool, rt.processor.process, ref.job_id, deadline, ref.message_id)
                for ref in parsed.refs]
     return [*reports, *(future.result() for future in futures)]
+
+
+def _clean_uploads(rt: Runtime, deadline: Deadline) -> None:
+    """Abort multipart uploads that no live invocation can still own (older than an hour)."""
+    if deadline.remaining() < SWEEP_MIN_SECONDS:
+        return
+    try:
+        aborted = abort_stale_uploads(rt.storage, rt.settings.dest_prefix, STALE_UPLOAD_SECONDS, deadline)
+    except CollectorError as exc:
+        logs.warning("sweep.uploads_not_cleaned", error=short(str(exc)))
+        return
+    if aborted:
+        logs.info("sweep.uploads_aborted", uploads=aborted)
 
 
 def _sweep_one(rt: Runtime, job_id: str, deadline: Deadline) -> JobReport | None:

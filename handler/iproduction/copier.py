@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
@@ -262,7 +261,25 @@ class CopyEngine:
             return
 
 
-def run_all(calls: list[Callable[[], object]], pool: ThreadPoolExecutor) -> list[object]:
-    """Run small calls concurrently on ``pool``; re-raise the first failure."""
-    futures = [logs.submit(pool, call) for call in calls]
-    return [future.result() for future in futures]
+def abort_stale_uploads(storage: Storage, prefix: str, older_than: float, deadline: Deadline) -> int:
+    """Abort multipart uploads under ``prefix`` started more than ``older_than`` seconds ago.
+
+    An invocation aborts its own uploads when a copy fails; this catches the ones left by an
+    instance that was killed mid-copy (the sweep runs it). Returns how many were aborted.
+    """
+    bucket = storage.dest
+    cutoff = time.time() - older_than
+    aborted = 0
+    key_marker = upload_marker = ""
+    while not deadline.expired():
+        page = storage.call(lambda k=key_marker, u=upload_marker: bucket.list_multipart_uploads(
+            prefix=prefix, key_marker=k, upload_id_marker=u), f"list uploads under {prefix}", deadline)
+        for upload in page.upload_list:
+            if upload.initiation_date and upload.initiation_date < cutoff:
+                storage.call(lambda u=upload: bucket.abort_multipart_upload(u.key, u.upload_id),
+                             f"abort stale upload of {upload.key}", deadline)
+                aborted += 1
+        if not page.is_truncated:
+            break
+        key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
+    return aborted
