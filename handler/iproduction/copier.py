@@ -1,10 +1,13 @@
-"""The copy engine: server-side copies of a job's result files, verified, on one bounded pool.
+"""The copy engine: a job's result files, verified, on one bounded pool.
 
 Per file: HEAD the source → skip when the destination already holds the same object (known
-from one listing of the job's destination prefix) → CopyObject below the multipart threshold,
-else InitiateMultipartUpload + UploadPartCopy parts + Complete (aborted on failure) → verify.
-Files of every job and parts of every file share one pool of ``COPY_CONCURRENCY`` workers; the
-orchestrating (job) thread never holds a pool slot while it waits, so nothing can deadlock.
+from one listing of the job's destination prefix) → one request below the multipart threshold,
+else InitiateMultipartUpload + parts in parallel + Complete (aborted on failure) → verify.
+How bytes move is a :class:`Transfer`: server-side copies within a region (:class:`ServerSide`,
+nothing passes through the function), or ranged GETs streamed into uploads across regions
+(``streamer.Streamed``). Files of every job and parts of every file share one pool of
+``COPY_CONCURRENCY`` workers; the orchestrating (job) thread never holds a pool slot while it
+waits, so nothing can deadlock.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import Protocol
 
 import oss2
 from oss2 import exceptions as oss_errors
@@ -29,6 +33,8 @@ from .storage import Listed, ObjectInfo, Storage
 MIN_PART = 100 * 1024
 MAX_PARTS = 10_000
 PROGRESS_INTERVAL = 5.0
+#: A file whose copy does not verify is copied again this many times within the invocation.
+FILE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -44,14 +50,27 @@ class CopiedFile:
     transfer: str = "server-side"
 
 
-@dataclass(frozen=True)
-class _Multipart:
-    plan: FilePlan
-    info: ObjectInfo
+class Transfer(Protocol):
+    """How the bytes of one file (or one part of it) reach the destination."""
+
+    name: str
+
+    def threshold(self, settings: Settings) -> int:
+        """Files this large or larger go in parts."""
+
+    def single(self, plan: FilePlan, info: ObjectInfo, deadline: Deadline) -> str:
+        """Transfer a whole file in one request; return the destination ETag (verified)."""
+
+    def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int, byte_range: tuple[int, int],
+             deadline: Deadline) -> PartInfo:
+        """Transfer one part (``byte_range`` inclusive)."""
+
+    def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[PartInfo]) -> None:
+        """Raise :class:`IntegrityError` if the parts do not add up to the source."""
 
 
 def part_ranges(size: int, part_size: int, concurrency: int) -> list[tuple[int, int]]:
-    """Inclusive byte ranges for a multipart copy.
+    """Inclusive byte ranges for a multipart transfer.
 
     At most ``part_size`` each (grown if 10,000 parts would not cover ``size``), then evened out
     so the parts fill whole waves of ``concurrency`` workers: 80 parts on 64 workers would take
@@ -100,8 +119,75 @@ def _worst(errors: list[Exception]) -> Exception:
     return errors[0]
 
 
+def verify_destination(storage: Storage, plan: FilePlan, info: ObjectInfo, deadline: Deadline) -> str:
+    """HEAD the destination: same size, and same CRC-64 where both sides have one. Returns its ETag."""
+    dest = storage.head(storage.dest, plan.dest_key, deadline)
+    if dest is None:
+        raise IntegrityError(f"copy of {plan.source_url} is not at its destination")
+    if dest.size != info.size:
+        raise IntegrityError(f"corrupted on transfer: {plan.source_url} size {info.size}, destination {dest.size}")
+    if info.crc64 is not None and dest.crc64 is not None and dest.crc64 != info.crc64:
+        raise IntegrityError(f"corrupted on transfer: {plan.source_url} CRC-64 differs at the destination")
+    return dest.etag
+
+
+class ServerSide:
+    """CopyObject / UploadPartCopy: the bytes never leave OSS (same region only)."""
+
+    name = "server-side"
+
+    def __init__(self, storage: Storage, timer: CopyTimer) -> None:
+        self.storage = storage
+        self.timer = timer
+
+    def threshold(self, settings: Settings) -> int:
+        return settings.multipart_threshold
+
+    def single(self, plan: FilePlan, info: ObjectInfo, deadline: Deadline) -> str:
+        deadline.check(self.timer.estimate(info.size), f"copy {plan.source_url}")
+        started = time.monotonic()
+        # if-match: copy exactly the version the HEAD described (412 if it changed meanwhile).
+        result = self.storage.call(
+            lambda: self.storage.dest.copy_object(plan.source_bucket, plan.source_key, plan.dest_key,
+                                                  headers={"x-oss-copy-source-if-match": f'"{info.etag}"'}),
+            f"copy {plan.source_url}", deadline)
+        self.timer.observe(info.size, time.monotonic() - started)
+        etag = (result.etag or "").upper()
+        if info.multipart_etag or etag != info.etag:
+            # A single-part copy keeps the source's ETag (its MD5); anything else is checked by HEAD.
+            etag = verify_destination(self.storage, plan, info, deadline)
+        return etag
+
+    def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int, byte_range: tuple[int, int],
+             deadline: Deadline) -> PartInfo:
+        size = byte_range[1] - byte_range[0] + 1
+        deadline.check(self.timer.estimate(size), f"copy part {number} of {plan.source_url}")
+        started = time.monotonic()
+        result = self.storage.call(
+            lambda: self.storage.dest.upload_part_copy(
+                plan.source_bucket, plan.source_key, byte_range, plan.dest_key, upload_id, number,
+                headers={"x-oss-copy-source-if-match": f'"{info.etag}"'}),
+            f"copy part {number} of {plan.source_url}", deadline)
+        self.timer.observe(size, time.monotonic() - started)
+        return PartInfo(number, result.etag, size=size)
+
+    def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[PartInfo]) -> None:
+        return None  # the destination HEAD after Complete is the check
+
+
+@dataclass
+class _Run:
+    """A multipart transfer under way."""
+
+    plan: FilePlan
+    info: ObjectInfo
+    transfer: Transfer
+    upload_id: str = ""
+    futures: list[Future[PartInfo]] | None = None
+
+
 class CopyEngine:
-    """Copies files between buckets of one region without moving bytes through the function."""
+    """Delivers a job's files; the transfer (server-side or streamed) is chosen per job by region."""
 
     def __init__(self, storage: Storage, settings: Settings, pool: ThreadPoolExecutor,
                  timer: CopyTimer | None = None) -> None:
@@ -109,16 +195,28 @@ class CopyEngine:
         self.settings = settings
         self.pool = pool
         self.timer = timer or CopyTimer()
+        self.server_side = ServerSide(storage, self.timer)
+        self.stream_timer = CopyTimer()
+
+    def transfer_for(self, source_region: str) -> Transfer:
+        if source_region == self.settings.dest_region:
+            return self.server_side
+        from .streamer import Streamed  # only cross-region jobs need it
+
+        return Streamed(self.storage, self.settings, source_region, self.stream_timer)
 
     def copy_files(self, plans: list[FilePlan], source_region: str, existing: dict[str, Listed],
                    deadline: Deadline) -> list[CopiedFile]:
         """Copy (or skip) every planned file; raises the worst failure after the others finished."""
-        source = self.storage.bucket(plans[0].source_bucket, source_region) if plans else None
+        if not plans:
+            return []
+        transfer = self.transfer_for(source_region)
+        source = self.storage.bucket(plans[0].source_bucket, source_region)
         progress = Progress(len(plans))
-        futures = {logs.submit(self.pool, self._file, plan, source, existing, deadline, progress): plan
+        futures = {logs.submit(self.pool, self._file, plan, source, transfer, existing, deadline, progress): plan
                    for plan in plans}
         done: dict[FilePlan, CopiedFile] = {}
-        runs: list[tuple[_Multipart, str, list[Future[PartInfo]]]] = []
+        runs: list[_Run] = []
         errors: list[Exception] = []
         for future in as_completed(futures):
             try:
@@ -126,7 +224,7 @@ class CopyEngine:
                 if isinstance(outcome, CopiedFile):
                     done[outcome.plan] = outcome
                 else:
-                    runs.append(self._start_multipart(outcome, source, deadline, progress))
+                    runs.append(self._start(outcome, deadline, progress))
             except Exception as exc:
                 errors.append(exc)
                 if isinstance(exc, (RejectedError, CredentialsError)):
@@ -134,7 +232,7 @@ class CopyEngine:
                         pending.cancel()
         for run in runs:
             try:
-                copied = self._finish_multipart(*run, deadline)
+                copied = self._finish_with_retries(run, deadline, progress)
                 done[copied.plan] = copied
                 progress.add(0, files=1)
             except Exception as exc:
@@ -144,8 +242,8 @@ class CopyEngine:
         return [done[plan] for plan in plans]
 
     # -- one file ---------------------------------------------------------------------------
-    def _file(self, plan: FilePlan, source: oss2.Bucket, existing: dict[str, Listed],
-              deadline: Deadline, progress: Progress) -> CopiedFile | _Multipart:
+    def _file(self, plan: FilePlan, source: oss2.Bucket, transfer: Transfer, existing: dict[str, Listed],
+              deadline: Deadline, progress: Progress) -> CopiedFile | _Run:
         deadline.check(0.1, "start a copy")
         info = self.storage.head(source, plan.source_key, deadline)
         if info is None:
@@ -156,21 +254,19 @@ class CopyEngine:
         listed = existing.get(plan.dest_key)
         if listed is not None and self._identical(info, listed, plan, deadline):
             progress.add(info.size, files=1)
-            return CopiedFile(plan, info.size, info.crc64, listed.etag, info.content_type, "skipped")
-        if info.size >= self.settings.multipart_threshold:
-            return _Multipart(plan, info)
-        deadline.check(self.timer.estimate(info.size), f"copy {plan.source_url}")
-        started = time.monotonic()
-        result = self.storage.call(
-            lambda: self.storage.dest.copy_object(plan.source_bucket, plan.source_key, plan.dest_key,
-                                                  headers={"x-oss-copy-source-if-match": f'"{info.etag}"'}),
-            f"copy {plan.source_url}", deadline)
-        self.timer.observe(info.size, time.monotonic() - started)
-        etag = (result.etag or "").upper()
-        if info.multipart_etag or etag != info.etag:
-            etag = self._verify(plan, info, deadline)
+            return CopiedFile(plan, info.size, info.crc64, listed.etag, info.content_type, "skipped", transfer.name)
+        if info.size >= transfer.threshold(self.settings):
+            return _Run(plan, info, transfer)
+        for attempt in range(FILE_ATTEMPTS):
+            try:
+                etag = transfer.single(plan, info, deadline)
+                break
+            except IntegrityError as exc:
+                logs.warning("copy.integrity", file=plan.source_url, error=str(exc), attempt=attempt + 1)
+                if attempt + 1 == FILE_ATTEMPTS:
+                    raise
         progress.add(info.size, files=1)
-        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied")
+        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied", transfer.name)
 
     def _identical(self, info: ObjectInfo, listed: Listed, plan: FilePlan, deadline: Deadline) -> bool:
         """Whether the destination already holds this source object (then it is not copied again)."""
@@ -183,74 +279,63 @@ class CopyEngine:
         dest = self.storage.head(self.storage.dest, plan.dest_key, deadline)
         return dest is not None and dest.size == info.size and dest.crc64 == info.crc64
 
-    def _verify(self, plan: FilePlan, info: ObjectInfo, deadline: Deadline) -> str:
-        """HEAD the destination: same size, and same CRC-64 where both sides have one."""
-        dest = self.storage.head(self.storage.dest, plan.dest_key, deadline)
-        if dest is None:
-            raise IntegrityError(f"copy of {plan.source_url} is not at its destination")
-        if dest.size != info.size:
-            raise IntegrityError(f"corrupted on transfer: {plan.source_url} size {info.size}, "
-                                 f"destination {dest.size}")
-        if info.crc64 is not None and dest.crc64 is not None and dest.crc64 != info.crc64:
-            raise IntegrityError(f"corrupted on transfer: {plan.source_url} CRC-64 differs")
-        return dest.etag
-
     # -- multipart --------------------------------------------------------------------------
-    def _start_multipart(self, job: _Multipart, source: oss2.Bucket, deadline: Deadline,
-                         progress: Progress) -> tuple[_Multipart, str, list[Future[PartInfo]]]:
-        plan, info = job.plan, job.info
+    def _start(self, run: _Run, deadline: Deadline, progress: Progress) -> _Run:
+        plan, info = run.plan, run.info
         deadline.check(self.timer.estimate(min(info.size, self.settings.part_size)), f"copy {plan.source_url}")
         result = self.storage.call(
             lambda: self.storage.dest.init_multipart_upload(plan.dest_key, headers=dict(info.carried)),
             f"initiate multipart upload of {plan.dest_key}", deadline)
-        upload_id = result.upload_id
+        run.upload_id = result.upload_id
         ranges = part_ranges(info.size, self.settings.part_size, self.settings.copy_concurrency)
-        futures = [logs.submit(self.pool, self._part, plan, info, upload_id, number, byte_range,
-                               deadline, progress)
-                   for number, byte_range in enumerate(ranges, start=1)]
-        return job, upload_id, futures
+        run.futures = [logs.submit(self.pool, self._part, run, number, byte_range, deadline, progress)
+                       for number, byte_range in enumerate(ranges, start=1)]
+        return run
 
-    def _part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int,
-              byte_range: tuple[int, int], deadline: Deadline, progress: Progress) -> PartInfo:
-        size = byte_range[1] - byte_range[0] + 1
-        deadline.check(self.timer.estimate(size), f"copy part {number} of {plan.source_url}")
-        started = time.monotonic()
-        result = self.storage.call(
-            lambda: self.storage.dest.upload_part_copy(
-                plan.source_bucket, plan.source_key, byte_range, plan.dest_key, upload_id, number,
-                headers={"x-oss-copy-source-if-match": f'"{info.etag}"'}),
-            f"copy part {number} of {plan.source_url}", deadline)
-        self.timer.observe(size, time.monotonic() - started)
-        progress.add(size)
-        return PartInfo(number, result.etag, size=size)
+    def _part(self, run: _Run, number: int, byte_range: tuple[int, int], deadline: Deadline,
+              progress: Progress) -> PartInfo:
+        part = run.transfer.part(run.plan, run.info, run.upload_id, number, byte_range, deadline)
+        progress.add(byte_range[1] - byte_range[0] + 1)
+        return part
 
-    def _finish_multipart(self, job: _Multipart, upload_id: str, futures: list[Future[PartInfo]],
-                          deadline: Deadline) -> CopiedFile:
-        plan, info = job.plan, job.info
+    def _finish_with_retries(self, run: _Run, deadline: Deadline, progress: Progress) -> CopiedFile:
+        for attempt in range(FILE_ATTEMPTS):
+            try:
+                return self._finish(run, deadline)
+            except IntegrityError as exc:
+                logs.warning("copy.integrity", file=run.plan.source_url, error=str(exc), attempt=attempt + 1)
+                if attempt + 1 == FILE_ATTEMPTS:
+                    raise
+                run = self._start(_Run(run.plan, run.info, run.transfer), deadline, progress)
+        raise AssertionError("unreachable")
+
+    def _finish(self, run: _Run, deadline: Deadline) -> CopiedFile:
+        plan, info = run.plan, run.info
+        futures = run.futures or []
         try:
             parts = [future.result() for future in futures]
-            self.storage.call(lambda: self._complete(plan, upload_id, parts),
+            run.transfer.check_parts(plan, info, parts)
+            self.storage.call(lambda: self._complete(plan, run.upload_id, parts),
                               f"complete multipart upload of {plan.dest_key}", deadline)
         except BaseException:
             for future in futures:
                 future.cancel()
-            self._abort(plan, upload_id)
+            self._abort(plan, run.upload_id)
             raise
-        etag = self._verify(plan, info, deadline)
-        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied")
+        etag = verify_destination(self.storage, plan, info, deadline)
+        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied", run.transfer.name)
 
     def _complete(self, plan: FilePlan, upload_id: str, parts: list[PartInfo]) -> None:
         try:
             self.storage.dest.complete_multipart_upload(plan.dest_key, upload_id, parts)
         except oss_errors.NoSuchUpload:
-            # A retry after an answer that got lost: the upload is already complete. _verify checks it.
+            # A retry after an answer that got lost: the upload is already complete (verified next).
             return
 
     def _abort(self, plan: FilePlan, upload_id: str) -> None:
         """Best effort: an upload left open is also cleaned up by the sweep."""
         try:
-            self.storage.call(lambda: self._abort_once(plan, upload_id), f"abort upload of {plan.dest_key}",
-                              None)
+            self.storage.call(lambda: self._abort_once(plan, upload_id), f"abort upload of {plan.dest_key}", None)
         except CollectorError as exc:
             logs.warning("copy.abort_failed", key=plan.dest_key, error=str(exc))
 

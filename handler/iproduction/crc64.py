@@ -47,7 +47,7 @@ def _power(k: int) -> Matrix:
     """The operator for 2**k zero *bits*."""
     with _powers_lock:
         if not _powers:
-            one_bit = (_REFLECTED,) + tuple(1 << n for n in range(_DIM - 1))
+            one_bit = (_REFLECTED, *(1 << n for n in range(_DIM - 1)))
             _powers.append(one_bit)
         while len(_powers) <= k:
             last = _powers[-1]

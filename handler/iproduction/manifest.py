@@ -23,22 +23,20 @@ def committed_at(now: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
 
 
-def build(job: Job, settings: Settings, files: list[CopiedFile], when: str, *,
-          include_transfer: bool = False) -> dict[str, Any]:
-    """Exactly the contract's document (§6), fields in the contract's order."""
+def build(job: Job, settings: Settings, files: list[CopiedFile], when: str) -> dict[str, Any]:
+    """The contract's document (§6), fields in the contract's order, plus each file's ``transfer``
+    (``server-side`` or ``streamed``)."""
     entries = []
     for copied in files:
-        entry: dict[str, Any] = {
+        entries.append({
             "source": copied.plan.source_url,
             "key": copied.plan.dest_key,
             "size": copied.size,
             "crc64": None if copied.crc64 is None else str(copied.crc64),
             "etag": copied.etag.strip('"'),
             "contentType": copied.content_type,
-        }
-        if include_transfer:
-            entry["transfer"] = copied.transfer
-        entries.append(entry)
+            "transfer": copied.transfer,
+        })
     return {
         "schema": SCHEMA,
         "jobId": job.job_id,

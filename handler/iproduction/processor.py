@@ -113,11 +113,6 @@ class JobProcessor:
         if not self.settings.source_allowed(location.bucket):
             raise RejectedError(f"source bucket {location.bucket} is not in SOURCE_BUCKETS")
         plans = plan_files(location.bucket, result_files(job.result), self.settings.dest_prefix, job.job_id)
-        if location.region != self.settings.dest_region:
-            raise RejectedError(f"source bucket {location.bucket} is in {location.region}, the destination in "
-                                f"{self.settings.dest_region}: cross-region delivery is not available")
-        if not plans:
-            return []
         return self.engine.copy_files(plans, location.region, existing, deadline)
 
     def _commit(self, job: Job, files: list[CopiedFile], deadline: Deadline, outcome: Outcome) -> JobReport:

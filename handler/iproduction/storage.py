@@ -102,18 +102,20 @@ class Storage:
         pool = settings.copy_concurrency + 2 * settings.job_concurrency + 8
         self.session = oss2.Session(pool_size=pool)
         self.auth = oss2.ProviderAuthV4(credentials)
-        self._buckets: dict[tuple[str, str], oss2.Bucket] = {}
+        self._buckets: dict[tuple[str, str, bool], oss2.Bucket] = {}
         self._lock = threading.Lock()
 
-    def bucket(self, name: str, region: str | None = None) -> oss2.Bucket:
+    def bucket(self, name: str, region: str | None = None, *, crc: bool = True) -> oss2.Bucket:
+        """A bucket client (cached). ``crc=False`` leaves CRC checks to the caller (the streamed
+        transfer computes them once itself instead of twice)."""
         region = region or self.settings.dest_region
         with self._lock:
-            bucket = self._buckets.get((name, region))
+            bucket = self._buckets.get((name, region, crc))
             if bucket is None:
                 bucket = oss2.Bucket(self.auth, self.settings.oss_endpoint_for(region), name,
                                      session=self.session, connect_timeout=self.settings.oss_timeout,
-                                     region=region, app_name="iproduction-collector")
-                self._buckets[(name, region)] = bucket
+                                     region=region, app_name="iproduction-collector", enable_crc=crc)
+                self._buckets[(name, region, crc)] = bucket
             return bucket
 
     @property
