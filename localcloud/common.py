@@ -215,7 +215,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def emulator(self) -> Emulator:
         return self.server.emulator
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         if self.emulator.verbose:
             super().log_message(format, *args)
 
