@@ -223,9 +223,20 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self.log_fields["status"] = code
         super().send_response(code, message)
 
+    def handle(self) -> None:
+        # A client may reset an idle keep-alive connection: that is not an error worth a traceback.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            super().handle()
+
+    @property
+    def body_pending(self) -> bool:
+        """Whether the request still has a body that nobody read."""
+        return not self._body_read
+
     def _handle(self) -> None:
         self.log_fields: dict[str, Any] = {"method": self.command, "path": self.path}
-        self._body_read = False
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        self._body_read = not chunked and (self.headers.get("Content-Length") or "0").strip() == "0"
         split = urlsplit(self.path)
         if split.path.startswith(ADMIN_PREFIX):
             self._admin(split.path[len(ADMIN_PREFIX):])
@@ -244,7 +255,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.log_fields.setdefault("status", 0)
         finally:
             if not self._body_read:
-                # An unread request body would be taken for the next request on this connection.
+                # An unread request body would be taken for the next request on this connection
+                # (answers sent before reading it should say "Connection: close").
                 self.close_connection = True
             self.log_fields["time"] = time.time()
             self.log_fields["duration"] = round(time.monotonic() - started, 6)
