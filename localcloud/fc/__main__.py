@@ -1,0 +1,110 @@
+"""``python -m localcloud.fc invoke EVENT_FILE [--local] [--env KEY=VAL ...] [--timeout S] [...]``.
+
+Prints the captured logs (between FC's ``FC Invoke Start``/``End`` lines) on stderr and the answer
+(the handler's return value, or FC's error body) as JSON on stdout. Exit status 1 on a function error.
+Without ``--local`` the environment is used as it is (real credentials, DEST_BUCKET, ... → the real cloud).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .context import Credentials
+from .instance import DEFAULT_CODE_ROOT, FunctionInstance, InvokeResult
+from .local import DEFAULT_SEED, LocalCloud
+
+
+def _parse_env(items: list[str]) -> dict[str, str]:
+    env = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--env expects KEY=VAL, got {item!r}")
+        env[name] = value
+    return env
+
+
+def _env_credentials() -> Credentials | None:
+    key, secret = os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID"), os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    if not key or not secret:
+        return None
+    return Credentials(key, secret, os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None)
+
+
+def _print(result: InvokeResult, local: LocalCloud | None) -> None:
+    err = sys.stderr
+    print(f"FC Invoke Start RequestId: {result.request_id}", file=err)
+    for line in result.logs:
+        print(line, file=err)
+    print(f"FC Invoke End RequestId: {result.request_id}", file=err)
+    summary = f"Duration: {result.duration * 1000:.1f} ms"
+    if result.init_duration is not None:
+        summary += f", Init Duration: {result.init_duration * 1000:.1f} ms"
+    if result.error_type:
+        summary += f", Error Type: {result.error_type}"
+    print(summary, file=err)
+    if local is not None and local.mps is not None:
+        calls = Counter(entry.get("op") for entry in local.mps.log.entries())
+        print(f"MPS emulator calls: {dict(calls)}", file=err)
+    body: Any = result.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    print(json.dumps(body, indent=2, ensure_ascii=False, default=str))
+
+
+def invoke(args: argparse.Namespace) -> int:
+    event = sys.stdin.buffer.read() if args.event_file == "-" else Path(args.event_file).read_bytes()
+    env: dict[str, str | None] = {}
+    local: LocalCloud | None = None
+    credentials = _env_credentials()
+    region = os.environ.get("FC_REGION") or os.environ.get("ALIBABA_CLOUD_REGION_ID") or "cn-hangzhou"
+    if args.local:
+        local = LocalCloud(args.seed, mps_state=args.mps_state).start()
+        env.update(local.env())
+        credentials = local.credentials
+        region = str(env["FC_REGION"])
+    env.update(_parse_env(args.env))
+    try:
+        with FunctionInstance(args.code_root, args.handler, args.initializer or None, env=env,
+                              timeout=args.timeout, memory=args.memory, runtime=args.runtime, region=region,
+                              credentials=credentials, isolated=args.isolated, echo_logs=False,
+                              function_name=args.function_name) as instance:
+            result = instance.invoke(event, request_id=args.request_id)
+        _print(result, local)
+    finally:
+        if local is not None:
+            local.stop()
+    return 0 if result.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcloud.fc", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("invoke", help="invoke the function once with an event file")
+    run.add_argument("event_file", metavar="EVENT_FILE", help="event file (e.g. events/timer-jobids.json), - = stdin")
+    run.add_argument("--local", action="store_true", help="run against in-process OSS and MPS emulators")
+    run.add_argument("--seed", default=str(DEFAULT_SEED), help="seed file for --local (default events/seed.json)")
+    run.add_argument("--mps-state", help="with --local: set every seeded MPS job to this State (e.g. Success)")
+    run.add_argument("--env", action="append", default=[], metavar="KEY=VAL", help="function env var (repeat)")
+    run.add_argument("--timeout", type=float, default=300, help="function timeout in seconds (default 300)")
+    run.add_argument("--request-id", help="request id to use (default: a fresh FC-style id)")
+    run.add_argument("--code-root", default=str(DEFAULT_CODE_ROOT), help="code root (default <repo>/handler)")
+    run.add_argument("--handler", default="index.handler")
+    run.add_argument("--initializer", default="index.initialize", help='"" for none')
+    run.add_argument("--runtime", default="python3.10", choices=["python3.9", "python3.10", "python3.12"])
+    run.add_argument("--memory", type=int, default=1024)
+    run.add_argument("--function-name", default="iproduction-collector")
+    run.add_argument("--isolated", action="store_true", help="run the instance in its own process")
+    args = parser.parse_args(argv)
+    return invoke(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
