@@ -1,0 +1,226 @@
+"""The function end to end on the emulators: every event format, every outcome, the manifest."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.functional.harness import (
+    DEST,
+    EVENT_FORMATS,
+    JOB,
+    SECRETS,
+    SOURCE,
+    Cloud,
+    job_id,
+    outcomes,
+    queue_batch,
+    timer,
+    topic_json,
+)
+
+FILES = {"iproduction/test-result.jpg": b"cartoon" * 1000, "iproduction/test-origin.jpg": b"origin" * 700}
+
+
+@pytest.mark.parametrize("fmt", sorted(EVENT_FORMATS))
+def test_every_event_format_commits_the_job(cloud: Cloud, fmt: str) -> None:
+    cloud.seed_job_with_files(JOB, FILES)
+    result = cloud.invoke(EVENT_FORMATS[fmt](JOB))
+    assert result.ok, result.error
+    assert len(result.result["jobs"]) == 1
+    assert result.result["jobs"][0]["outcome"] == "committed"
+    assert cloud.manifest(JOB) is not None
+
+
+def test_manifest_is_exactly_the_contract_document(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES)
+    result = cloud.invoke(topic_json(JOB))
+    assert result.result["jobs"] == [{
+        "jobId": JOB, "outcome": "committed", "messageId": "2F5B3C082B923D4EAC694B76D928AAAA", "state": "Success",
+        "files": 2, "bytes": sum(map(len, FILES.values())), "manifest": f"iproduction/{JOB}/manifest.json"}]
+    manifest = cloud.manifest(JOB)
+    mps_request = next(e for e in cloud.mps.log.entries() if e.get("op") == "QueryIProductionJob")
+    dest = cloud.dest_objects(f"iproduction/{JOB}/")
+    source = {o["key"]: o for o in cloud.oss_admin.objects(SOURCE)}
+    assert list(manifest) == ["schema", "jobId", "state", "functionName", "pipelineId", "input", "output",
+                              "jobParams", "userData", "result", "mpsRequestId", "committedAt", "destination",
+                              "files", "fileCount", "totalBytes"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", manifest.pop("committedAt"))
+    assert manifest.pop("mpsRequestId") == mps_request["request_id"]
+    assert manifest == {
+        "schema": "iproduction-manifest/1", "jobId": JOB, "state": "Success", "functionName": "ImageCartoonize",
+        "pipelineId": "39f8e0bc005e4f309379701645f40000",
+        "input": f"oss://{SOURCE}.oss-cn-hangzhou.aliyuncs.com/input/example.mp4",
+        "output": f"oss://{SOURCE}.oss-cn-hangzhou.aliyuncs.com/iproduction/{{source}}-{{timestamp}}-{{sequenceId}}.jpg",
+        "jobParams": "{mode:\"gif\"}", "userData": "null", "result": {"code": "Success", "message": "Successful."},
+        "destination": {"bucket": DEST, "prefix": f"iproduction/{JOB}/"},
+        "files": [{
+            "source": f"oss://{SOURCE}/{key}", "key": f"iproduction/{JOB}/{key.split('/')[-1]}", "size": len(data),
+            "crc64": str(source[key]["crc64"]), "etag": dest[f"iproduction/{JOB}/{key.split('/')[-1]}"]["etag"],
+            "contentType": "image/jpeg", "transfer": "server-side"} for key, data in FILES.items()],
+        "fileCount": 2, "totalBytes": sum(map(len, FILES.values())),
+    }
+    for key, data in FILES.items():  # byte-identical, read back from the emulator
+        assert cloud.oss_admin.read(DEST, f"iproduction/{JOB}/{key.split('/')[-1]}") == data
+    put = [e for e in cloud.oss_log("PutObject") if e["key"].endswith("manifest.json")]
+    assert len(put) == 1
+    assert json.loads(cloud.oss_admin.read(DEST, f"iproduction/{JOB}/manifest.json"))["jobId"] == JOB
+
+
+def test_already_committed_does_not_query_or_copy_again(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES)
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
+    queries, copies = cloud.mps_calls(), len(cloud.oss_log("CopyObject"))
+    second = cloud.invoke(queue_batch(JOB))
+    assert second.result["jobs"][0]["outcome"] == "already-committed"
+    assert "reason" not in second.result["jobs"][0]
+    assert (cloud.mps_calls(), len(cloud.oss_log("CopyObject"))) == (queries, copies)
+
+
+def test_pending_then_committed_and_the_record_goes(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES, state="Analysing")
+    first = cloud.invoke(timer(JOB)).result["jobs"][0]
+    assert (first["outcome"], first["reason"], first["state"]) == ("pending", "MPS state is Analysing", "Analysing")
+    record = json.loads(cloud.oss_admin.read(DEST, f"iproduction/_pending/{JOB}"))
+    assert set(record) == {"jobId", "firstSeen", "lastChecked", "attempts", "lastState"}
+    assert (record["jobId"], record["attempts"], record["lastState"]) == (JOB, 1, "Analysing")
+    assert cloud.invoke(timer()).result["jobs"][0]["outcome"] == "pending"  # the sweep looks at it
+    assert json.loads(cloud.oss_admin.read(DEST, f"iproduction/_pending/{JOB}"))["attempts"] == 2
+    cloud.mps_admin.set_state(JOB, "Success")
+    assert outcomes(cloud.invoke(timer())) == {JOB: "committed"}
+    assert cloud.oss_admin.object(DEST, f"iproduction/_pending/{JOB}") is None
+    assert cloud.invoke(timer()).result == {"jobs": []}
+
+
+def test_unknown_state_is_pending_and_logged(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES, state="Processing")
+    result = cloud.invoke(topic_json(JOB))
+    assert outcomes(result) == {JOB: "pending"}
+    assert any(line.get("event") == "job.unknown_state" and line["state"] == "Processing"
+               for line in result.json_logs())
+
+
+def test_job_failed_commits_a_failure_manifest(cloud: Cloud) -> None:
+    cloud.job(JOB, [], state="Fail")
+    entry = cloud.invoke(topic_json(JOB)).result["jobs"][0]
+    assert entry["outcome"] == "job-failed"
+    assert "the algorithm failed" in entry["reason"]
+    manifest = cloud.manifest(JOB)
+    assert (manifest["state"], manifest["files"], manifest["fileCount"], manifest["totalBytes"]) == ("Fail", [], 0, 0)
+    assert manifest["result"] == {"code": "JobFailed", "message": "the algorithm failed"}
+    assert cloud.invoke(topic_json(JOB)).result["jobs"][0]["outcome"] == "already-committed"
+
+
+def test_rejected_inputs_never_call_mps(cloud: Cloud) -> None:
+    result = cloud.invoke(b'{"TopicName": "t", "MessageId": "m-1", "Message": "hello topic"}')
+    assert result.result == {"jobs": [{"outcome": "rejected", "messageId": "m-1", "reason": result.result["jobs"][0]
+                                       ["reason"]}]}
+    bad_id = cloud.invoke(timer("88c6ca184c0e432bbf5b665e2a15****")).result["jobs"][0]
+    assert bad_id["outcome"] == "rejected"
+    assert "invalid job id" in bad_id["reason"]
+    assert cloud.mps_calls() == 0
+
+
+def test_unknown_job_and_invalid_parameter_are_rejected(cloud: Cloud) -> None:
+    assert outcomes(cloud.invoke(timer(job_id(1)))) == {job_id(1): "rejected"}
+    cloud.mps_admin.settings(unknown_job="error")
+    entry = cloud.invoke(timer(job_id(2))).result["jobs"][0]
+    assert entry["outcome"] == "rejected"
+    assert "InvalidParameter" in entry["reason"]
+    assert cloud.dest_objects() == {}
+
+
+def test_missing_result_file_is_rejected_without_a_manifest(cloud: Cloud) -> None:
+    cloud.put_source("iproduction/test-result.jpg", b"x")
+    cloud.job(JOB, ["iproduction/test-result.jpg", "iproduction/gone.jpg"])
+    entry = cloud.invoke(topic_json(JOB)).result["jobs"][0]
+    assert entry["outcome"] == "rejected"
+    assert "missing from OSS" in entry["reason"]
+    assert cloud.manifest(JOB) is None
+
+
+def test_error_is_raised_after_every_other_job_and_a_retry_finishes(cloud: Cloud) -> None:
+    good, bad = job_id(1), job_id(2)
+    cloud.seed_job_with_files(good, {"a/one.jpg": b"1"})
+    cloud.seed_job_with_files(bad, {"b/two.jpg": b"2"})
+    cloud.oss.knobs.configure({"faults": [{"op": "HeadObject", "kind": "503", "after": 1}]})
+    result = cloud.function(MPS_MAX_QPS="100").invoke(queue_batch(good, bad))
+    assert result.error_type == "UnhandledInvocationError"
+    assert result.exception_type == "InvocationFailedError"
+    assert "1 of 2 job(s) ended in error" in result.error_message
+    assert sorted(outcomes(result).values()) == ["committed", "error"]
+    cloud.oss.knobs.configure({"faults": []})
+    retry = cloud.invoke(queue_batch(good, bad))
+    assert retry.ok
+    assert sorted(outcomes(retry).values()) == ["already-committed", "committed"]
+
+
+def test_throttling_and_5xx_are_retried_to_committed(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES)
+    cloud.mps.knobs.configure({"faults": [{"op": "QueryIProductionJob", "sequence": ["throttle", "503", "throttle"]}]})
+    cloud.mps_admin.settings(retry_after=0)
+    cloud.oss.knobs.configure({"faults": [{"op": "CopyObject", "sequence": ["503", "reset"]},
+                                          {"op": "PutObject", "sequence": ["500"]}]})
+    result = cloud.invoke(topic_json(JOB))
+    assert outcomes(result) == {JOB: "committed"}
+    assert cloud.mps_calls() == 4
+    done = next(line for line in result.json_logs() if line.get("event") == "invocation.done")
+    assert done["retries"] == {"mps-throttling": 2, "mps-5xx": 1, "oss-5xx": 2, "oss-network": 1}
+
+
+def test_wrong_credentials_are_an_error_not_retried_and_never_echoed(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES)
+    wrong = "wrong-" + SECRETS[1]
+    result = cloud.invoke(topic_json(JOB), ALIBABA_CLOUD_ACCESS_KEY_SECRET=wrong)
+    assert result.error_type == "UnhandledInvocationError"
+    assert outcomes(result) == {JOB: "error"}
+    assert [e["status"] for e in cloud.oss_log()] == [403, 403]  # the listing and the record: once each
+    everything = "\n".join([*result.logs, result.error_message, json.dumps(result.body)])
+    for secret in (*SECRETS, wrong):
+        assert secret not in everything
+
+
+def test_mps_refusing_the_signature_is_an_error_not_retried(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES)
+    cloud.mps.knobs.configure({"settings": {"access_key_secret": "the-secret-mps-expects"}})
+    result = cloud.invoke(topic_json(JOB))
+    assert outcomes(result) == {JOB: "error"}
+    assert cloud.mps_calls() == 1  # not retried within the invocation
+    assert "SignatureDoesNotMatch" in result.error_message
+    assert cloud.manifest(JOB) is None
+    everything = "\n".join([*result.logs, result.error_message])
+    assert not any(secret in everything for secret in (*SECRETS, "the-secret-mps-expects"))
+
+
+def test_logs_are_json_lines_with_request_and_job_ids(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES)
+    result = cloud.function().invoke(topic_json(JOB), request_id="req-123")
+    lines = result.json_logs()
+    assert len(lines) == len([line for line in result.logs if line.strip()])
+    outcome = next(line for line in lines if line["event"] == "job.outcome")
+    assert (outcome["requestId"], outcome["jobId"], outcome["outcome"], outcome["files"]) == (
+        "req-123", JOB, "committed", 2)
+    assert {"bytes", "durationMs"} <= set(outcome)
+    assert all(line["requestId"] == "req-123" for line in lines if line["event"] != "instance.initialized")
+    assert not any(secret in line for line in result.logs for secret in SECRETS)
+
+
+def test_v2_signature_setting(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES)
+    assert outcomes(cloud.invoke(topic_json(JOB), MPS_SIGNATURE_VERSION="v2")) == {JOB: "committed"}
+    assert [e["signature"] for e in cloud.mps.log.entries() if e.get("op") == "QueryIProductionJob"] == ["v2"]
+
+
+def test_result_and_data_as_objects_are_accepted(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES)
+    cloud.mps_admin.settings(result_as_object=True)
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
+    assert cloud.manifest(JOB)["fileCount"] == 2
+
+
+def test_bad_configuration_fails_initialize_naming_the_variable(cloud: Cloud) -> None:
+    result = cloud.invoke(topic_json(JOB), COPY_CONCURRENCY="lots")
+    assert result.error_type == "InitializationError"
+    assert "COPY_CONCURRENCY" in result.error_message
