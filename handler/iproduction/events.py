@@ -15,55 +15,15 @@ import codecs
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+if TYPE_CHECKING:
+    from . import models
+
 
 JOB_ID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 QUEUE_EVENT_TYPE = "mns:Queue:SendMessage"
 MAX_SHOWN = 40
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-
-class TimerEvent(_Model):
-    triggerTime: str
-    triggerName: str
-    payload: str | None = None
-
-
-class TopicJsonEvent(_Model):
-    Message: str
-    MessageId: str | None = None
-    TopicName: str | None = None
-    TopicOwner: str | None = None
-
-
-class StreamWithAttrs(_Model):
-    body: str
-    attrs: dict[str, Any] | None = None
-
-
-class QueueMessage(_Model):
-    messageBody: str
-    messageId: str | None = None
-    requestId: str | None = None
-
-
-class QueueCloudEvent(_Model):
-    type: str
-    id: str | None = None
-    data: QueueMessage
-
-
-class JobNotification(_Model):
-    """The MPS job notification; both key casings are sent (mps.md §3.2)."""
-
-    job_id: Any = Field(default=None, validation_alias=AliasChoices("JobId", "jobId", "jobid", "JOBID"))
-    type: Any = Field(default=None, validation_alias=AliasChoices("Type", "type"))
-    state: Any = Field(default=None, validation_alias=AliasChoices("State", "state"))
 
 
 @dataclass(frozen=True)
@@ -150,6 +110,8 @@ def parse_body(text: str, message_id: str | None = None, *, base64_allowed: bool
 
 
 def _notification(doc: dict[str, Any], message_id: str | None) -> JobRef | BadMessage:
+    from .models import JobNotification
+
     note = JobNotification.model_validate(doc)
     kind = note.type
     if kind is not None and (not isinstance(kind, str) or kind.strip().lower() != "iproduction"):
@@ -159,7 +121,7 @@ def _notification(doc: dict[str, Any], message_id: str | None) -> JobRef | BadMe
     return job_ref(note.job_id, message_id)
 
 
-def _timer(event: TimerEvent, parsed: ParsedEvent) -> None:
+def _timer(event: models.TimerEvent, parsed: ParsedEvent) -> None:
     payload = (event.payload or "").strip()
     ok, doc = _json(payload) if payload else (False, None)
     if not (ok and isinstance(doc, dict) and "jobIds" in doc):
@@ -174,6 +136,8 @@ def _timer(event: TimerEvent, parsed: ParsedEvent) -> None:
 
 
 def _queue_item(item: Any, parsed: ParsedEvent) -> None:
+    from .models import QueueCloudEvent, QueueMessage, ValidationError
+
     if isinstance(item, str):
         parsed.add(parse_body(item))
         return
@@ -198,6 +162,8 @@ def _queue_item(item: Any, parsed: ParsedEvent) -> None:
 
 
 def _object(doc: dict[str, Any], parsed: ParsedEvent, text: str) -> None:
+    from .models import StreamWithAttrs, TimerEvent, TopicJsonEvent, ValidationError
+
     if "triggerTime" in doc and "triggerName" in doc:
         parsed.source = "timer"
         try:

@@ -10,11 +10,12 @@ import enum
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, field_validator
+from typing import TYPE_CHECKING, Any
 
 from .errors import RejectedError
+
+if TYPE_CHECKING:
+    from .models import QueryJobAnswer
 
 OUTPUT_RE = re.compile(
     r"^oss://(?P<bucket>[a-z0-9][a-z0-9-]{1,61}[a-z0-9])"
@@ -22,32 +23,6 @@ OUTPUT_RE = re.compile(
     r"/(?P<key>.*)$",
     re.DOTALL,
 )
-
-
-class QueryJobAnswer(BaseModel):
-    """The QueryIProductionJob response body: ten fields, all strings (``Result`` may be an object)."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    RequestId: str | None = None
-    JobId: str | None = None
-    State: str | None = None
-    FunctionName: str | None = None
-    PipelineId: str | None = None
-    Input: str | None = None
-    Output: str | None = None
-    JobParams: str | None = None
-    UserData: str | None = None
-    Result: str | dict[str, Any] | None = None
-
-    @field_validator("JobParams", "UserData", "FunctionName", "PipelineId", "Input", "Output",
-                     "State", "JobId", "RequestId", mode="before")
-    @classmethod
-    def _stringify(cls, value: Any) -> Any:
-        # Tolerate a number or an object where the API documents a string.
-        if value is None or isinstance(value, str):
-            return value
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class Action(enum.Enum):

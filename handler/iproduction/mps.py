@@ -7,7 +7,8 @@ threads of the instance, as is its :class:`~iproduction.ratelimit.RateLimiter`.
 from __future__ import annotations
 
 import json
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,8 +17,10 @@ from . import retry, signing
 from .budget import Deadline
 from .credentials import CredentialsSource
 from .errors import CredentialsError, RejectedError, TransientError
-from .job import QueryJobAnswer
 from .ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from .models import QueryJobAnswer
 
 VERSION = "2014-06-18"
 AUTH_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden", "AccessDenied",
@@ -122,15 +125,30 @@ class MPSClient:
         self._signature = signature
         self._policy = policy or retry.RetryPolicy()
         self.stats = stats or retry.RetryStats()
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
-            transport=transport,
-            headers={"accept": "application/json", "user-agent": "iproduction-collector/1.0"},
-        )
+        self._timeout = timeout
+        self._pool_size = pool_size
+        self._transport = transport
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The connection pool, made on first use (its TLS setup is a cold-start cost otherwise)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(self._timeout),
+                    limits=httpx.Limits(max_connections=self._pool_size, max_keepalive_connections=self._pool_size),
+                    transport=self._transport,
+                    headers={"accept": "application/json", "user-agent": "iproduction-collector/1.0"},
+                )
+            return self._client
 
     def close(self) -> None:
-        self._http.close()
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None) -> dict[str, Any]:
         """One RPC action with retries; returns the decoded JSON answer."""
@@ -138,6 +156,8 @@ class MPSClient:
                           deadline=deadline, policy=self._policy, stats=self.stats)
 
     def query_iproduction_job(self, job_id: str, deadline: Deadline | None = None) -> QueryJobAnswer:
+        from .models import QueryJobAnswer
+
         return QueryJobAnswer.model_validate(self.call("QueryIProductionJob", {"JobId": job_id}, deadline))
 
     def _attempt(self, action: str, params: dict[str, str], deadline: Deadline | None) -> dict[str, Any]:
@@ -150,7 +170,7 @@ class MPSClient:
             headers = signing.v3_headers(action, VERSION, self._host, query, creds)
         timeout = None
         if deadline is not None:
-            timeout = max(0.1, min(self._http.timeout.read or 10.0, deadline.remaining()))
+            timeout = max(0.1, min(self._timeout, deadline.remaining()))
         try:
             # The query is encoded exactly as it was signed (RFC 3986), not by httpx's rules.
             response = self._http.post(f"{self._endpoint}/?{signing.canonical_query(query)}",

@@ -9,13 +9,13 @@ import pytest
 from iproduction.errors import RejectedError
 from iproduction.job import (
     Action,
-    QueryJobAnswer,
     decode_result,
     job_from_answer,
     next_action,
     parse_output,
     result_files,
 )
+from iproduction.models import QueryJobAnswer
 
 # mps.md §1.2, verbatim (the real API: Result and its Data are JSON strings).
 REAL_ANSWER = r'''{
