@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 T = TypeVar("T")
 
@@ -34,9 +35,15 @@ def set_level(name: str | None) -> None:
 
 
 def redact(*values: str | None) -> None:
-    """Register values that must never appear in a log line."""
+    """Register values that must never appear in a log line (also in their URL-encoded forms, as
+    an error message quoting a signed query string would show them)."""
+    forms = set()
+    for value in values:
+        if value and len(value) >= 4:
+            once = quote(value, safe="")
+            forms.update({value, once, quote(once, safe=""), quote(value, safe="~"), quote(value, safe="/")})
     with _secrets_lock:
-        _secrets.update(v for v in values if v and len(v) >= 4)
+        _secrets.update(forms)
 
 
 def scrub(text: str) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import CredentialsError, RejectedError
+from .logs import scrub
 
 
 class Outcome(str, enum.Enum):
@@ -61,4 +62,6 @@ def outcome_for(exc: BaseException) -> Outcome:
 
 
 def short(text: str, limit: int = 300) -> str:
+    """A reason for the result: at most ``limit`` characters, with no secret in it."""
+    text = scrub(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import oss2
+import requests
 from oss2 import exceptions as oss_errors
 
 from . import retry
@@ -60,7 +61,8 @@ def is_multipart_etag(etag: str) -> bool:
 
 def classify(exc: Exception) -> retry.Verdict:
     """Transient OSS failures: no answer, 5xx, 429, a CRC mismatch on an upload."""
-    if isinstance(exc, oss_errors.RequestError):
+    if isinstance(exc, (oss_errors.RequestError, requests.exceptions.RequestException)):
+        # oss2 wraps errors of sending a request, not of reading an answer's body (a reset mid-body).
         return retry.Verdict(True, None, "oss-network")
     if isinstance(exc, oss_errors.InconsistentError):
         return retry.Verdict(True, None, "oss-crc")
@@ -75,6 +77,8 @@ def classify(exc: Exception) -> retry.Verdict:
 def describe_error(exc: Exception) -> str:
     if isinstance(exc, oss_errors.RequestError):
         return f"no answer ({type(exc.exception).__name__})"
+    if isinstance(exc, requests.exceptions.RequestException):
+        return f"answer cut short ({type(exc).__name__})"
     if isinstance(exc, oss_errors.OssError):
         return f"{exc.code or 'error'} (HTTP {exc.status})"
     return type(exc).__name__
@@ -126,7 +130,7 @@ class Storage:
         """``fn`` with retries; failures come out translated (see :func:`translate`)."""
         try:
             return retry.call(fn, classify, deadline=deadline, policy=self.policy, stats=self.stats)
-        except oss_errors.OssError as exc:
+        except (oss_errors.OssError, requests.exceptions.RequestException) as exc:
             raise translate(exc, what) from None
 
     # -- typed helpers ----------------------------------------------------------------------

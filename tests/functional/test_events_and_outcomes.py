@@ -224,3 +224,30 @@ def test_bad_configuration_fails_initialize_naming_the_variable(cloud: Cloud) ->
     result = cloud.invoke(topic_json(JOB), COPY_CONCURRENCY="lots")
     assert result.error_type == "InitializationError"
     assert "COPY_CONCURRENCY" in result.error_message
+
+
+def test_an_answer_cut_mid_body_is_retried(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES, state="Analysing")
+    cloud.invoke(topic_json(JOB))  # leaves a pending record, read back with GetObject next time
+    cloud.mps_admin.set_state(JOB, "Success")
+    cloud.oss.knobs.configure({"faults": [{"op": "GetObject", "kind": "reset_body", "times": 1}]})
+    result = cloud.invoke(topic_json(JOB))
+    assert outcomes(result) == {JOB: "committed"}
+    assert cloud.oss.knobs.public()["injected"] == {"reset_body": 1}
+    done = next(line for line in result.json_logs() if line.get("event") == "invocation.done")
+    assert done["retries"] == {"oss-network": 1}
+    assert cloud.oss_admin.object(DEST, f"iproduction/_pending/{JOB}") is None
+
+
+def test_a_v2_signature_refusal_never_echoes_the_token_in_any_encoding(cloud: Cloud) -> None:
+    from urllib.parse import quote
+
+    cloud.seed_job_with_files(JOB, FILES)
+    cloud.mps.knobs.configure({"settings": {"access_key_secret": "the-secret-mps-expects"}})
+    result = cloud.invoke(topic_json(JOB), MPS_SIGNATURE_VERSION="v2")
+    assert outcomes(result) == {JOB: "error"}
+    everything = "\n".join([*result.logs, result.error_message])
+    assert "SignatureDoesNotMatch" in everything
+    for secret in SECRETS:
+        for form in (secret, quote(secret, safe=""), quote(quote(secret, safe=""), safe="")):
+            assert form not in everything
