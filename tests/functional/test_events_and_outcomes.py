@@ -251,3 +251,20 @@ def test_a_v2_signature_refusal_never_echoes_the_token_in_any_encoding(cloud: Cl
     for secret in SECRETS:
         for form in (secret, quote(secret, safe=""), quote(quote(secret, safe=""), safe="")):
             assert form not in everything
+
+
+def test_a_job_unfinished_past_the_max_age_expires(cloud: Cloud) -> None:
+    cloud.job(JOB, [], state="Queuing")
+    old = {"jobId": JOB, "firstSeen": "2026-01-01T00:00:00Z", "lastChecked": "2026-01-01T00:05:00Z",
+           "attempts": 41, "lastState": "Queuing"}
+    cloud.oss_admin.put_object(DEST, f"iproduction/_pending/{JOB}", json.dumps(old), content_type="application/json")
+    result = cloud.invoke(timer(), PENDING_MAX_AGE_SECONDS="3600")
+    entry = result.result["jobs"][0]
+    assert (entry["jobId"], entry["outcome"], entry["state"]) == (JOB, "expired", "Queuing")
+    assert "PENDING_MAX_AGE_SECONDS=3600" in entry["reason"]
+    assert cloud.oss_admin.object(DEST, f"iproduction/_pending/{JOB}") is None
+    moved = json.loads(cloud.oss_admin.read(DEST, f"iproduction/_expired/{JOB}"))
+    assert (moved["jobId"], moved["firstSeen"], moved["attempts"], moved["lastState"]) == (
+        JOB, "2026-01-01T00:00:00Z", 42, "Queuing")
+    assert any(line.get("event") == "job.outcome" and line["outcome"] == "expired" for line in result.json_logs())
+    assert cloud.invoke(timer()).result == {"jobs": []}
