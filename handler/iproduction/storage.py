@@ -7,6 +7,7 @@ with :func:`classify`. Errors leave this module as the function's own exceptions
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,25 @@ def is_multipart_etag(etag: str) -> bool:
     return "-" in etag
 
 
+#: Variables naming a proxy: with one set, requests keeps reading the environment per request.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+def settle_environment(session: requests.Session) -> None:
+    """Read once what requests would otherwise read from the environment on every request.
+
+    With ``trust_env`` on, requests scans the whole environment and looks for ``~/.netrc`` on each
+    call: about a third of oss2's CPU per request. Unless a proxy is configured (then requests keeps
+    doing it, for ``no_proxy``), the CA bundle is taken here, as requests would take it, and the
+    lookups are turned off; a ``.netrc`` entry could only have replaced the OSS signature anyway.
+    """
+    names = {name.lower() for name, value in os.environ.items() if value}
+    if any(name in names for name in PROXY_VARIABLES):
+        return
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
+
+
 def classify(exc: Exception) -> retry.Verdict:
     """Transient OSS failures: no answer, 5xx, 429, a CRC mismatch on an upload."""
     if isinstance(exc, (oss_errors.RequestError, requests.exceptions.RequestException)):
@@ -105,6 +125,7 @@ class Storage:
         self.policy = policy or retry.RetryPolicy()
         pool = settings.copy_concurrency + 2 * settings.job_concurrency + 8
         self.session = oss2.Session(pool_size=pool)
+        settle_environment(self.session.session)
         self.auth = oss2.ProviderAuthV4(credentials)
         self._buckets: dict[tuple[str, str, bool], oss2.Bucket] = {}
         self._lock = threading.Lock()
