@@ -28,7 +28,7 @@ from .budget import CopyTimer, Deadline
 from .config import Settings
 from .errors import CollectorError, CredentialsError, IntegrityError, RejectedError, TransientError
 from .layout import FilePlan
-from .storage import Listed, ObjectInfo, Storage
+from .storage import Listed, ObjectInfo, Storage, drained
 
 MIN_PART = 100 * 1024
 MAX_PARTS = 10_000
@@ -148,8 +148,9 @@ class ServerSide:
         started = time.monotonic()
         # if-match: copy exactly the version the HEAD described (412 if it changed meanwhile).
         result = self.storage.call(
-            lambda: self.storage.dest.copy_object(plan.source_bucket, plan.source_key, plan.dest_key,
-                                                  headers={"x-oss-copy-source-if-match": f'"{info.etag}"'}),
+            lambda: drained(self.storage.dest.copy_object(
+                plan.source_bucket, plan.source_key, plan.dest_key,
+                headers={"x-oss-copy-source-if-match": f'"{info.etag}"'})),
             f"copy {plan.source_url}", deadline)
         self.timer.observe(info.size, time.monotonic() - started)
         etag = (result.etag or "").upper()
@@ -164,9 +165,9 @@ class ServerSide:
         deadline.check(self.timer.estimate(size), f"copy part {number} of {plan.source_url}")
         started = time.monotonic()
         result = self.storage.call(
-            lambda: self.storage.dest.upload_part_copy(
+            lambda: drained(self.storage.dest.upload_part_copy(
                 plan.source_bucket, plan.source_key, byte_range, plan.dest_key, upload_id, number,
-                headers={"x-oss-copy-source-if-match": f'"{info.etag}"'}),
+                headers={"x-oss-copy-source-if-match": f'"{info.etag}"'})),
             f"copy part {number} of {plan.source_url}", deadline)
         self.timer.observe(size, time.monotonic() - started)
         return PartInfo(number, result.etag, size=size)
@@ -327,7 +328,7 @@ class CopyEngine:
 
     def _complete(self, plan: FilePlan, upload_id: str, parts: list[PartInfo]) -> None:
         try:
-            self.storage.dest.complete_multipart_upload(plan.dest_key, upload_id, parts)
+            drained(self.storage.dest.complete_multipart_upload(plan.dest_key, upload_id, parts))
         except oss_errors.NoSuchUpload:
             # A retry after an answer that got lost: the upload is already complete (verified next).
             return

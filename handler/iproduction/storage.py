@@ -24,6 +24,7 @@ from .credentials import CredentialsSource
 from .errors import CollectorError, CredentialsError, RejectedError, TransientError
 
 T = TypeVar("T")
+R = TypeVar("R", bound=oss2.models.RequestResult)
 
 #: Headers that describe an object and must follow it through a multipart copy (oss.md §1.4).
 CARRIED_HEADERS = ("content-type", "content-encoding", "content-disposition", "cache-control",
@@ -77,6 +78,17 @@ def settle_environment(session: requests.Session) -> None:
         return
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     session.trust_env = False
+
+
+def drained(result: R) -> R:
+    """``result`` after reading the rest of its answer.
+
+    oss2 leaves the XML answers of CopyObject, UploadPartCopy and CompleteMultipartUpload unread;
+    a connection with an unread answer is not reused, so every copy would open a new one (a TCP and
+    TLS handshake on OSS, and the pool churns). Read inside the retried call: a cut answer is retried.
+    """
+    result.resp.read()
+    return result
 
 
 def classify(exc: Exception) -> retry.Verdict:
