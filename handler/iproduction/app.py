@@ -98,6 +98,7 @@ def handler(event: bytes, context: Any) -> dict[str, Any]:
     token = logs.request_id.set(getattr(context, "request_id", None) or str(uuid.uuid4()))
     try:
         rt = runtime(context)
+        retries_before = _retries(rt)
         rt.credentials.update(resolve_credentials(os.environ, context))
         deadline = Deadline.from_context(context, started)
         reports = run(rt, event, deadline)
@@ -107,7 +108,7 @@ def handler(event: bytes, context: Any) -> dict[str, Any]:
             counts[report.outcome.value] = counts.get(report.outcome.value, 0) + 1
         logs.info("invocation.done", outcomes=counts, jobs=len(reports),
                   durationMs=round((time.monotonic() - started) * 1000),
-                  retries={**rt.mps.stats.snapshot(), **rt.storage.stats.snapshot()})
+                  retries=_retries(rt, since=retries_before))
         failed = [r for r in reports if r.outcome is Outcome.ERROR]
         if failed:
             detail = "; ".join(f"{r.job_id or r.message_id}: {r.reason}" for r in failed[:5])
@@ -116,6 +117,14 @@ def handler(event: bytes, context: Any) -> dict[str, Any]:
         return summary
     finally:
         logs.request_id.reset(token)
+
+
+def _retries(rt: Runtime, since: dict[str, int] | None = None) -> dict[str, int]:
+    """Retries by kind made by the instance, or (``since`` a previous value) by this invocation."""
+    now = {**rt.mps.stats.snapshot(), **rt.storage.stats.snapshot()}
+    if since is None:
+        return now
+    return {kind: count - since.get(kind, 0) for kind, count in now.items() if count > since.get(kind, 0)}
 
 
 def run(rt: Runtime, event: bytes | str, deadline: Deadline) -> list[JobReport]:
