@@ -205,9 +205,14 @@ class Storage:
         """A small JSON object's content, or None when it does not exist or is not JSON."""
         def attempt() -> bytes | None:
             try:
-                return bucket.get_object(key).read()
+                result = bucket.get_object(key)
             except oss_errors.NoSuchKey:
                 return None
+            data = result.read()
+            # oss2 computes the CRC of what it read but leaves the check to the caller: a body damaged
+            # on the way must be read again (InconsistentError is retried), not taken for no record.
+            oss2.utils.check_crc("GET", result.client_crc, result.server_crc, result.request_id)
+            return data
 
         data = self.call(attempt, f"GET {bucket.bucket_name}/{key}", deadline)
         if data is None:
