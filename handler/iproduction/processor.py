@@ -15,7 +15,7 @@ skipped, and the manifest is written once (forbid-overwrite), last.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from . import logs, manifest
 from .budget import Deadline
@@ -68,7 +68,11 @@ class JobProcessor:
         deadline.check(0.2, "look the job up")
         listing = logs.submit(self.lookups, self.storage.list_prefix, self.storage.dest,
                               job_prefix(self.settings.dest_prefix, job_id), deadline)
-        record = self.registry.get(job_id, deadline, now)
+        try:
+            record = self.registry.get(job_id, deadline, now)
+        except BaseException:
+            wait([listing])  # no request of this job may outlive its processing
+            raise
         existing = listing.result()
         if manifest_key(self.settings.dest_prefix, job_id) in existing:
             self._forget(record, deadline)
