@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -321,6 +321,7 @@ class CopyEngine:
         except BaseException:
             for future in futures:
                 future.cancel()
+            wait(futures)  # parts already running finish before the upload is aborted
             self._abort(plan, run.upload_id)
             raise
         etag = verify_destination(self.storage, plan, info, deadline)
