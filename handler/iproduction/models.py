@@ -71,7 +71,9 @@ class QueryJobAnswer(BaseModel):
     Output: str | None = None
     JobParams: str | None = None
     UserData: str | None = None
-    Result: str | dict[str, Any] | None = None
+    # A string or an object as documented; any other JSON type is kept as it came, so that the job
+    # model can reject it with a reason (``job.decode_result``) rather than fail validation here.
+    Result: Any = None
 
     @field_validator("JobParams", "UserData", "FunctionName", "PipelineId", "Input", "Output",
                      "State", "JobId", "RequestId", mode="before")
