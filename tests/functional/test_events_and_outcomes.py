@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 
 import pytest
 
+from localcloud.fc import FunctionInstance
+from localcloud.fc.context import Credentials
 from tests.functional.harness import (
+    AK,
     DEST,
     EVENT_FORMATS,
     JOB,
+    REGION,
+    SECRET,
     SECRETS,
     SOURCE,
+    TOKEN,
     Cloud,
     job_id,
     outcomes,
@@ -240,8 +247,6 @@ def test_an_answer_cut_mid_body_is_retried(cloud: Cloud) -> None:
 
 
 def test_a_v2_signature_refusal_never_echoes_the_token_in_any_encoding(cloud: Cloud) -> None:
-    from urllib.parse import quote
-
     cloud.seed_job_with_files(JOB, FILES)
     cloud.mps.knobs.configure({"settings": {"access_key_secret": "the-secret-mps-expects"}})
     result = cloud.invoke(topic_json(JOB), MPS_SIGNATURE_VERSION="v2")
@@ -268,3 +273,16 @@ def test_a_job_unfinished_past_the_max_age_expires(cloud: Cloud) -> None:
         JOB, "2026-01-01T00:00:00Z", 42, "Queuing")
     assert any(line.get("event") == "job.outcome" and line["outcome"] == "expired" for line in result.json_logs())
     assert cloud.invoke(timer()).result == {"jobs": []}
+
+
+@pytest.mark.parametrize("runtime", ["python3.10", "python3.12"])
+def test_fc_runtimes_and_credential_sources(cloud: Cloud, runtime: str) -> None:
+    """python3.12 has no context.credentials (env only); python3.10 has both (env first)."""
+    cloud.seed_job_with_files(JOB, FILES)
+    env = {k: v for k, v in cloud.env.items() if not k.startswith("ALIBABA_CLOUD_")}
+    function = FunctionInstance(env=env, runtime=runtime, credentials=Credentials(AK, SECRET, TOKEN),
+                                region=REGION, echo_logs=False, timeout=60)
+    try:
+        assert outcomes(function.invoke(topic_json(JOB))) == {JOB: "committed"}
+    finally:
+        function.close()
