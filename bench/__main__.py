@@ -1,0 +1,123 @@
+"""``python -m bench [--smoke] [--out DIR] [--plot PNG] [--only PARTS]`` (``scripts/bench.sh`` runs it).
+
+Starts the OSS and MPS emulators in processes of their own, runs the scenarios of issues 5 and 6
+and the tuning sweeps, prints the table and writes ``latest.md`` + ``latest.json`` to ``--out``
+(default ``bench/results``) and the scaling plot to ``--plot`` (default ``docs/scaling.png``; with
+``--smoke``, into ``--out``). ``--smoke`` runs every scenario at a tiny size, in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import baselines, coldstart, cross_region, report, same_region, tuning
+from bench.cloud import ROOT, SOURCE, Cloud, snapshot
+from bench.model import Scenario, size
+from bench.sizes import FULL, SMOKE, Sizes
+from iproduction.config import load_settings
+
+PARTS = ("scaling", "big", "batch", "cold", "cross", "tune")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI): checks that the suite runs")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where latest.md/json go")
+    parser.add_argument("--plot", type=Path, help="the scaling plot (PNG)")
+    parser.add_argument("--commit", metavar="REV", help="benchmark handler/ as committed at REV (default: the "
+                        "working tree as it is)")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
+    return parser.parse_args(argv)
+
+
+def revision(rev: str) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def describe_handler() -> str:
+    changed = subprocess.run(["git", "status", "--porcelain", "--", "handler"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split("\n")
+    dirty = [line[3:] for line in changed if line.strip()]
+    return "handler/ of the working tree" + (f" (uncommitted: {', '.join(dirty)})" if dirty else "")
+
+
+def step(started: float, text: str) -> None:
+    print(f"[bench {time.monotonic() - started:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+
+def run(cloud: Cloud, sizes: Sizes, parts: set[str], plot: Path, started: float) -> tuple[
+        list[Scenario], dict, str | None, float]:
+    cloud.seed_objects(SOURCE, [(f"calibration/{i}", 1000) for i in range(8)])
+    per_request = baselines.oss2_cpu_per_request(cloud, [f"calibration/{i}" for i in range(8)])
+    scenarios: list[Scenario] = []
+    sweeps: dict = {}
+    plotted = None
+    if "scaling" in parts:
+        step(started, "scenarios 1 and 6: many files, ours and the baselines")
+        points = same_region.scaling(cloud, sizes)
+        scenarios += [same_region.many_files(cloud, sizes, points, per_request), same_region.scaling_scenario(points)]
+        what = f"{size(sizes.small_file)} each, {cloud.latency * 1000:g} ms per request"
+        if report.scaling_plot(points, plot, what, per_request):
+            plotted = os.path.relpath(plot, ROOT)
+    if "big" in parts:
+        step(started, "scenarios 2 and 5: one big file, the Copier baseline, memory")
+        scenario, big = same_region.big_file(cloud, sizes)
+        scenarios += [scenario, same_region.memory(cloud, sizes, big)]
+    if "batch" in parts:
+        step(started, "scenario 3: a batch of jobs under the MPS QPS cap")
+        scenarios.append(same_region.batch(cloud, sizes, same_region.batch_point(cloud, sizes), per_request))
+    if "cold" in parts:
+        step(started, "scenario 4: cold start")
+        scenarios.append(coldstart.cold_start(cloud, sizes))
+    if "cross" in parts:
+        step(started, "cross-region: streamed transfers under a bandwidth cap")
+        scenarios.append(cross_region.cross_region(cloud, sizes))
+    if "tune" in parts:
+        step(started, "tuning sweeps")
+        sweeps = tuning.sweeps(cloud, sizes)
+    order = "123456X"
+    return sorted(scenarios, key=lambda s: order.index(s.key)), sweeps, plotted, per_request
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    sizes = SMOKE if args.smoke else FULL
+    parts = {part.strip() for part in args.only.split(",") if part.strip()}
+    if parts - set(PARTS):
+        raise SystemExit(f"--only: unknown part(s) {sorted(parts - set(PARTS))}; choose from {', '.join(PARTS)}")
+    plot = args.plot or (args.out / "scaling.png" if args.smoke else ROOT / "docs" / "scaling.png")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-handler-") as temp:
+        code_root, handler = ROOT / "handler", describe_handler()
+        if args.commit:
+            code_root = snapshot(args.commit, Path(temp))
+            handler = f"handler/ as committed at {args.commit} ({revision(args.commit)})"
+        with Cloud(latency=sizes.latency, copy_rate=sizes.copy_rate, code_root=code_root) as cloud:
+            defaults = load_settings(cloud.env())
+            scenarios, sweeps, plotted, per_request = run(cloud, sizes, parts, plot.resolve(), started)
+    setup = {"size": sizes.name, "latency": f"{sizes.latency * 1000:g} ms per request (OSS and MPS)",
+             "copy rate": f"{size(sizes.copy_rate)}/s per copy request",
+             "defaults": f"COPY_CONCURRENCY={defaults.copy_concurrency}, PART_SIZE_BYTES={size(defaults.part_size)}, "
+                         f"MULTIPART_THRESHOLD_BYTES={size(defaults.multipart_threshold)}, "
+                         f"JOB_CONCURRENCY={defaults.job_concurrency}",
+             "oss2 CPU per request": f"{per_request * 1000:.2f} ms (one thread, no wait)",
+             "handler": handler,
+             "processes": "OSS emulator, MPS emulator, function (isolated FC instance), bench + baselines: one each",
+             "runtime": f"{time.monotonic() - started:.0f} s"}
+    if plotted:
+        plotted = os.path.relpath(ROOT / plotted, args.out.resolve())
+    path = report.write(args.out, report.machine(), setup, scenarios, sweeps, plotted)
+    print(path.read_text())
+    step(started, f"written {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The results: machine info, the table (printed and written as Markdown), JSON, the scaling plot."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import oss2
+
+from bench.cloud import ROOT
+from bench.model import Scenario
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory / 2**30, 1),
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "oss2": oss2.__version__, "commit": commit.stdout.strip() or "?",
+            "load average": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    """A Markdown table of dicts (keys starting with ``_`` are data, not columns)."""
+    if not rows:
+        return []
+    columns = [key for key in rows[0] if not key.startswith("_")]
+    lines = ["| " + " | ".join(c.strip() for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return lines
+
+
+def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
+    return [{"#": s.key, "target": t.what, "value": t.value, "goal": t.goal, "met": "yes" if t.met else "**no**",
+             "why not": t.why} for s in scenarios for t in s.targets]
+
+
+def markdown(info: dict[str, Any], setup: dict[str, Any], scenarios: list[Scenario],
+             sweeps: dict[str, list[dict[str, Any]]], plot: str | None) -> str:
+    lines = ["# Benchmark results", "",
+             f"{info['date']} · {info['cpu']} · {info['cores']} cores · {info['memory_gib']} GiB · {info['os']} · "
+             f"Python {info['python']} · oss2 {info['oss2']} · commit {info['commit']} · size: {setup['size']} · "
+             f"load average at the end {info['load average']}", "",
+             " · ".join(f"{k}: {v}" for k, v in setup.items() if k != "size"), "",
+             "## Scenarios", ""]
+    lines += table([{"#": s.key, "scenario": s.title, "ours": s.ours, "baselines": s.baselines, "floor": s.floor,
+                     "ratios": s.ratios, "requests": s.requests} for s in scenarios])
+    lines += ["", "## Targets", "", *table(targets(scenarios))]
+    for s in scenarios:
+        if s.details or s.notes:
+            lines += ["", f"## {s.key}. {s.title}"]
+            if s.details:
+                lines += ["", *table(s.details)]
+            if s.notes:
+                lines += ["", *(f"- {note}" for note in s.notes)]
+    if plot:
+        lines += ["", f"![scaling]({plot})"]
+    for name, rows in sweeps.items():
+        lines += ["", f"## Tuning: {name}", "", *table(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def write(out: Path, info: dict[str, Any], setup: dict[str, Any], scenarios: list[Scenario],
+          sweeps: dict[str, list[dict[str, Any]]], plot: str | None) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(info, setup, scenarios, sweeps, plot)
+    (out / "latest.md").write_text(text)
+    document = {"machine": info, "setup": setup, "scenarios": [s.public() for s in scenarios], "tuning": sweeps}
+    (out / "latest.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return out / "latest.md"
+
+
+def scaling_plot(points: list[dict[str, Any]], path: Path, what: str, cpu_per_request: float) -> bool:
+    """Wall time against files (log-log): ours, the baselines, the floor. False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    files = [p["files"] for p in points]
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for key, label, style in (("sequential", "sequential (HEAD + CopyObject loop)", "s-"),
+                              ("parallel", "3-way parallel (ossutil --jobs 3)", "^-"),
+                              ("ours", f"ours (COPY_CONCURRENCY={points[0]['concurrency']})", "o-"),
+                              ("floor", "floor: (3 + 2·⌈files/C⌉) × latency", "k--")):
+        axes.plot(files, [p[key] for p in points], style, label=label)
+    axes.plot(files, [p["ours_requests"] * cpu_per_request for p in points], ":", color="grey",
+              label=f"oss2 CPU alone: requests × {cpu_per_request * 1000:.2f} ms (one core)")
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    axes.set_xticks(files, [str(n) for n in files])
+    axes.set_xlabel(f"result files in the job ({what})")
+    axes.set_ylabel("wall time (s)")
+    axes.set_title("Scenario 6: wall time against files")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return True
