@@ -13,13 +13,18 @@ from .errors import BudgetExceededError
 
 
 class RateLimiter:
-    """At most ``max_per_second`` calls in any sliding one-second window.
+    """At most ``max_per_second`` calls in any one-second window, spaced evenly.
 
-    A sliding log (not a token bucket, whose burst allows twice the rate across a refill), with
-    a small margin so that a server counting arrivals never sees more than the cap.
+    A sliding log of the calls made keeps the cap exact; on top of it the calls are paced at
+    least ``(1 s + margin) / max_per_second`` apart instead of going out in bursts of
+    ``max_per_second`` per window: the requests of a burst reach the server over a spread of
+    queueing delays, and the tail of one burst then lands in the next burst's second. The drills
+    measured up to 1.6 times the cap at an MPS emulator behind bursts. ``margin`` (seconds per
+    window) is the delivery jitter tolerated: 0.1 s still let 1.08 times the cap through on two
+    busy cores, 0.2 s kept every window under it (at 5/6 of the nominal rate).
     """
 
-    def __init__(self, max_per_second: float, margin: float = 0.02,
+    def __init__(self, max_per_second: float, margin: float = 0.2,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if max_per_second <= 0:
@@ -29,6 +34,7 @@ class RateLimiter:
         else:
             self._calls, self._period = 1, 1.0 / max_per_second
         self._period += margin
+        self._spacing = self._period / self._calls
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -42,10 +48,12 @@ class RateLimiter:
                 now = self._clock()
                 while self._sent and now - self._sent[0] >= self._period:
                     self._sent.popleft()
-                if len(self._sent) < self._calls:
+                wait = self._sent[-1] + self._spacing - now if self._sent else 0.0
+                if len(self._sent) >= self._calls:
+                    wait = max(wait, self._sent[0] + self._period - now)
+                if wait <= 0:
                     self._sent.append(now)
                     return waited
-                wait = self._sent[0] + self._period - now
             if deadline is not None and deadline.remaining() < wait:
                 raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
             self._sleep(wait)

@@ -35,7 +35,7 @@ def test_never_more_than_the_cap_in_any_one_second_window() -> None:
         times.append(clock.now)
     for i, start in enumerate(times):
         assert sum(start <= t < start + 1.0 for t in times[i:]) <= 10
-    assert times[-1] == pytest.approx(9.0)
+    assert times[-1] == pytest.approx(9.4)  # paced 0.1 s apart, not let through ten at a time
 
 
 def test_fractional_rate_and_deadline() -> None:
