@@ -212,6 +212,20 @@ def scan_secrets(texts: Iterable[str], secrets: Iterable[str] = SECRETS) -> list
     return problems
 
 
+def settled(log: Any, quiet: float = 0.05, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """A request log's entries once none has been added for ``quiet`` seconds (an emulator logs a
+    request just after answering it, so the last answers may not be in the log yet)."""
+    entries = log.entries()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = log.entries()
+        if len(again) == len(entries):
+            return again
+        entries = again
+    return entries
+
+
 def _list_prefix(entry: dict[str, Any]) -> str:
     query = parse_qs(urlsplit(entry.get("path") or "").query, keep_blank_values=True)
     return (query.get("prefix") or [""])[0]
@@ -253,7 +267,7 @@ def audit_cloud(cloud: Cloud, env: dict[str, str], *, dest_prefix: str | None = 
     """:func:`audit_oss` over the whole OSS request log of ``cloud`` with the function's settings."""
     prefix = dest_prefix if dest_prefix is not None else env.get("DEST_PREFIX", "iproduction/")
     sources = [b.strip() for b in env.get("SOURCE_BUCKETS", "").split(",") if b.strip()]
-    problems, _ = audit_oss(cloud.oss.log.entries(), dest_bucket=env.get("DEST_BUCKET", DEST), dest_prefix=prefix,
+    problems, _ = audit_oss(settled(cloud.oss.log), dest_bucket=env.get("DEST_BUCKET", DEST), dest_prefix=prefix,
                             source_buckets=sources)
     return problems
 

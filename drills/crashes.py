@@ -39,6 +39,7 @@ from .common import (
     normalised,
     objects,
     scan_secrets,
+    settled,
 )
 from .common import intact as is_intact
 from .workload import DEST, JobSpec
@@ -133,7 +134,8 @@ class Runner:
         self.next_job = 1000
         self.reference: dict[bool, Any] = {}
         self.figures: dict[str, int] = {"crashPoints": 0, "recoveries": 0, "recoveryInvocations": 0,
-                                        "intactFilesCopiedAgain": 0, "manifestsWithBadFiles": 0,
+                                        "intactFilesAtRecovery": 0, "intactFilesCopiedAgain": 0,
+                                        "manifestsWithBadFiles": 0,
                                         "uploadsLeftByKilledInstances": 0, "uploadsLeftOtherwise": 0,
                                         "pendingRecordsLeft": 0, "notConverged": 0}
         self.by_how: dict[str, int] = {}
@@ -166,7 +168,7 @@ class Runner:
         spec = self.new_job(remote)
         start = len(self.cloud.oss.log.entries())
         result = self.invoke(EVENT_FORMATS["mns-topic-json"](spec.job_id))
-        requests = len(self.cloud.oss.log.entries()) - start
+        requests = len(settled(self.cloud.oss.log)) - start
         self.report.check(result.ok, f"clean run failed: {result.error_message}")
         return spec.job_id, normalised(self.cloud.manifest(spec.job_id)), requests
 
@@ -232,6 +234,7 @@ class Runner:
                 killed: bool = False) -> None:
         cloud, report = self.cloud, self.report
         intact = self.intact_keys(spec)
+        self.figures["intactFilesAtRecovery"] += len(intact)
         start = len(cloud.oss.log.entries())
         uploads_before = {u["upload_id"] for u in cloud.oss_admin.uploads()}
         final = None

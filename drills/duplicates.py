@@ -38,6 +38,7 @@ from .common import (
     local_cloud,
     outcomes_of,
     scan_secrets,
+    settled,
 )
 
 SIZES = {"ci": {"jobs": 4, "copies": 3}, "full": {"jobs": 30, "copies": 4}}
@@ -181,7 +182,9 @@ def run(size: str = "ci") -> DrillReport:
             instance.close()
 
         manifest_puts = Counter[tuple[str, int]]()
-        for entry in cloud.oss_log("PutObject"):
+        for entry in settled(cloud.oss.log):
+            if entry.get("op") != "PutObject":
+                continue
             if entry["key"].endswith("/manifest.json"):
                 manifest_puts[(entry["key"].split("/")[-2], entry["status"])] += 1
         problems = []

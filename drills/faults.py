@@ -30,6 +30,7 @@ from .common import (
     normalised,
     objects,
     scan_secrets,
+    settled,
 )
 from .workload import JobSpec
 
@@ -151,7 +152,7 @@ def run(size: str = "ci") -> DrillReport:
         cloud.oss.knobs.configure({"faults": []})
         cloud.mps.knobs.configure({"faults": []})
         mps_stats = cloud.mps_admin.call("GET", "stats")
-        entries = cloud.oss.log.entries()
+        entries = settled(cloud.oss.log)
         faulted_ops = Counter(e["op"] for e in entries if e.get("fault"))
         used_ops = Counter(e["op"] for e in entries)
 

@@ -28,6 +28,7 @@ from .common import (
     captured_text,
     local_cloud,
     scan_secrets,
+    settled,
 )
 from .workload import DEST, REMOTE, JobSpec
 
@@ -100,7 +101,7 @@ def workload_run(size: str, report: DrillReport, ledger: Ledger) -> dict[str, An
             report.check("committed" in outcomes[spec.job_id], f"{spec.job_id}: never committed")
         report.check(outcomes[stuck] == ["expired"], f"the stuck job: {outcomes[stuck]}")
         report.check(outcomes[failed] == ["job-failed"], f"the failed job: {outcomes[failed]}")
-        entries = cloud.oss.log.entries()
+        entries = settled(cloud.oss.log)
         problems, ops = audit_oss(entries, dest_bucket=DEST, dest_prefix=PREFIX, source_buckets=[SOURCE, REMOTE])
         report.extend(problems)
         written = cloud.oss_admin.objects(DEST, PREFIX)
@@ -125,7 +126,7 @@ def refusals_run(report: DrillReport, ledger: Ledger) -> dict[str, Any]:
             cloud.mps.knobs.configure({"settings": mps_settings})
             instance = cloud.function(**{**ENV, **env})
             results = [instance.invoke(timer(spec.job_id)) for _ in range(2)]  # the trigger's retry: same answer
-            calls = cloud.mps_calls()
+            calls = cloud.mps_admin.call("GET", "stats")["calls"].get("QueryIProductionJob", 0)
             for result in results:
                 ledger.record(result)
             reasons = [line.get("reason") or "" for r in results for line in r.json_logs()
