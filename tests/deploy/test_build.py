@@ -17,7 +17,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("build")
     subprocess.run(["bash", str(ROOT / "deploy" / "build.sh"), str(out)], check=True, cwd=ROOT,
                    env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHON": sys.executable,
-                        "HOME": str(out)}, timeout=600)
+                        "HOME": str(out), **({"PYTHON310": sys.executable} if sys.version_info[:2] == (3, 10) else {})},
+                   timeout=600)
     return out / "code"
 
 
@@ -66,3 +67,13 @@ def test_the_fc_loader_finds_the_handler_in_the_package(package: Path) -> None:
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 10), reason="bytecode is built by a CPython 3.10")
+def test_package_ships_bytecode_that_needs_no_source_check(package: Path) -> None:
+    """The FC code directory is read-only: without shipped bytecode every cold start compiles."""
+    for module in ("index", "iproduction/app", "oss2/api", "pydantic/main", "httpx/_client"):
+        source = package / f"{module}.py"
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-310.pyc"
+        header = pyc.read_bytes()[:16]
+        assert int.from_bytes(header[4:8], "little") == 0b01, module  # PEP 552: hash-based, unchecked
