@@ -38,23 +38,35 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._sent: deque[float] = deque()
+        self._sent: deque[float] = deque()  # when the calls of the last period were let through
+        self._next = -math.inf  # the next free slot
 
     def acquire(self, deadline: Deadline | None = None) -> float:
-        """Block until a call may be made; returns the seconds waited."""
+        """Block until a call may be made; returns the seconds waited.
+
+        Each caller takes the next free slot and sleeps until it (one wake-up per caller, no herd),
+        then checks the sliding log against the actual time (late wake-ups never break the cap)."""
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            wait = slot - now
+            if wait > 0 and deadline is not None and deadline.remaining() < wait:
+                raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
+            self._next = slot + self._spacing
         waited = 0.0
         while True:
+            if wait > 0:
+                self._sleep(wait)
+                waited += wait
             with self._lock:
                 now = self._clock()
-                while self._sent and now - self._sent[0] >= self._period:
+                # (``now >= start + period``, the very sum ``wait`` is computed from: a float
+                # ``now - start`` can fall one ulp short after sleeping exactly ``wait``)
+                while self._sent and now >= self._sent[0] + self._period:
                     self._sent.popleft()
-                wait = self._sent[-1] + self._spacing - now if self._sent else 0.0
-                if len(self._sent) >= self._calls:
-                    wait = max(wait, self._sent[0] + self._period - now)
-                if wait <= 0:
+                if len(self._sent) < self._calls:
                     self._sent.append(now)
                     return waited
+                wait = self._sent[0] + self._period - now
             if deadline is not None and deadline.remaining() < wait:
                 raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
-            self._sleep(wait)
-            waited += wait

@@ -133,3 +133,24 @@ def test_deadline_from_context_and_copy_timer() -> None:
     for _ in range(10):
         timer.observe(2**30, 2.0)
     assert timer.estimate(2**30) < 3.0
+
+
+def test_waiting_threads_wake_once_for_their_own_turn() -> None:
+    """No thundering herd: with many threads waiting, each wakes for its own slot instead of all of
+    them waking at every slot to race for it (the winner then waits for the GIL behind the losers,
+    and its call leaves late: bunched calls at the server)."""
+    sleeps = []
+    lock = threading.Lock()
+
+    def counted_sleep(seconds: float) -> None:
+        with lock:
+            sleeps.append(seconds)
+        time.sleep(seconds)
+
+    limiter = RateLimiter(50, margin=0.0, sleep=counted_sleep)
+    threads = [threading.Thread(target=lambda: [limiter.acquire() for _ in range(3)]) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(sleeps) <= 36 + 6  # about one sleep per call that had to wait
