@@ -345,6 +345,14 @@ def deliver(deliveries: list[Delivery], make_instance: Callable[[], FunctionInst
     remaining = [len(deliveries)]
     lock = threading.Lock()
 
+    def finish(item: Delivery, dead: bool) -> None:
+        item.dead = dead
+        with lock:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                for _ in range(workers):
+                    work.put(None)
+
     def worker() -> None:
         instance = make_instance()
         try:
@@ -353,19 +361,18 @@ def deliver(deliveries: list[Delivery], make_instance: Callable[[], FunctionInst
                 if item is None:
                     return
                 item.attempts += 1
-                result = instance.invoke(item.event)
-                item.outcomes.append(ledger.record(result))
-                if on_result is not None:
-                    on_result(item, result)
+                try:
+                    result = instance.invoke(item.event)
+                    item.outcomes.append(ledger.record(result))
+                    if on_result is not None:
+                        on_result(item, result)
+                except Exception:  # the drill's own failure: counted as a dead letter, the others go on
+                    finish(item, True)
+                    continue
                 if not result.ok and item.attempts < max_attempts:
                     work.put(item)
                     continue
-                item.dead = not result.ok
-                with lock:
-                    remaining[0] -= 1
-                    if remaining[0] == 0:
-                        for _ in range(workers):
-                            work.put(None)
+                finish(item, not result.ok)
         finally:
             instance.close()
 

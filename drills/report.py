@@ -17,9 +17,10 @@ FINDINGS = [
     ("356cc76", "An MPS answer whose `Result` was a JSON list, number or boolean failed validation inside the "
                 "MPS client and ended as an unexpected `error`, retried by the trigger until dead-lettered; it "
                 "is now `rejected` (\"Result is not a JSON object\")."),
-    ("f12687a", "The MPS rate cap let `MPS_MAX_QPS` calls go at once each time its window moved; the bursts "
-                "spread on the way and MPS saw up to 82 calls in one second at a cap of 50 (and throttled). "
-                "Calls are now paced evenly with 0.2 s of jitter margin: at most 50 seen in any second."),
+    ("f12687a, 2ff4f5c", "The MPS rate cap let `MPS_MAX_QPS` calls go at once each time its window moved; the "
+                         "bursts spread on the way and MPS saw up to 82 calls in one second at a cap of 50 (and "
+                         "throttled them). Calls are now paced evenly, with 0.2 s of jitter margin, each waiting "
+                         "thread woken once for its own slot (a thundering herd of waiters still let 51 through)."),
 ]
 
 
