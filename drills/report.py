@@ -155,6 +155,10 @@ def _duplicates(doc: dict[str, Any]) -> tuple[str, list[str]]:
     return "\n".join(lines), row
 
 
+_EVENT_LABELS = {"job": "job ids let through", "rejected": "rejections", "sweep": "sweeps (timer events)",
+                 "nothing": "timers naming no job (an empty jobIds list)"}
+
+
 def _hostile(doc: dict[str, Any]) -> tuple[str, list[str]]:
     f = doc["figures"]
     answers = f.get("hostileMpsAnswers", {})
@@ -166,7 +170,8 @@ def _hostile(doc: dict[str, Any]) -> tuple[str, list[str]]:
         f"* {_n(e.get('inputs', 0))} events — random bytes, random and deep (up to 40,000 levels) or huge (up to "
         "2 MB) JSON, every trigger envelope with fields of the wrong type, over-long and look-alike job ids "
         "(full-width letters, trailing newline, Arabic digits), bodies base64'd once or twice, in 11 encodings: "
-        f"{_kinds({k: v for k, v in e.items() if k != 'inputs'})} — never an exception, every job id let through "
+        f"{_kinds({_EVENT_LABELS.get(k, k): v for k, v in e.items() if k != 'inputs'})} — never an exception, every "
+        "job id let through "
         "32 hex characters, every rejection with a short printable reason;",
         f"* {_n(b.get('inputs', 0))} MNS batches ({_n(b.get('items', 0))} items) mixing valid notifications with "
         "hostile items: every valid job came through, every hostile item was one rejection;",
