@@ -32,8 +32,6 @@ from .storage import Storage
 
 #: A sweep does not start a job with less time than this left (the rest wait for the next sweep).
 SWEEP_MIN_SECONDS = 2.0
-#: Multipart uploads older than this are left over from a killed instance (FC timeouts are shorter).
-STALE_UPLOAD_SECONDS = 3600.0
 
 
 @dataclass
@@ -154,11 +152,12 @@ def run(rt: Runtime, event: bytes | str, deadline: Deadline) -> list[JobReport]:
 
 
 def _clean_uploads(rt: Runtime, deadline: Deadline) -> None:
-    """Abort multipart uploads that no live invocation can still own (older than an hour)."""
+    """Abort multipart uploads that no live invocation can still own: older than twice the
+    function's timeout (an invocation is killed at its timeout, so its uploads are then orphans)."""
     if deadline.remaining() < SWEEP_MIN_SECONDS:
         return
     try:
-        aborted = abort_stale_uploads(rt.storage, rt.settings.dest_prefix, STALE_UPLOAD_SECONDS, deadline)
+        aborted = abort_stale_uploads(rt.storage, rt.settings.dest_prefix, 2 * deadline.timeout, deadline)
     except CollectorError as exc:
         logs.warning("sweep.uploads_not_cleaned", error=short(str(exc)))
         return

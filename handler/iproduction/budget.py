@@ -18,9 +18,11 @@ def reserve_for(timeout: float) -> float:
 class Deadline:
     """When this invocation must stop starting work."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic,
+                 timeout: float | None = None) -> None:
         self._clock = clock
         self._end = clock() + seconds
+        self.timeout = seconds if timeout is None else timeout  # the function's whole FC timeout
 
     @classmethod
     def from_context(cls, context: Any, started: float | None = None,
@@ -28,7 +30,7 @@ class Deadline:
         """FC's ``context.function.timeout`` minus a reserve, counted from ``started``."""
         function = getattr(context, "function", None)
         timeout = float(getattr(function, "timeout", None) or 300)
-        deadline = cls(timeout - reserve_for(timeout), clock)
+        deadline = cls(timeout - reserve_for(timeout), clock, timeout=timeout)
         if started is not None:
             deadline._end -= clock() - started
         return deadline

@@ -5,8 +5,23 @@ from __future__ import annotations
 import json
 import threading
 
+import oss2
+
 from localcloud.fc import invoke_concurrently
-from tests.functional.harness import DEST, JOB, SOURCE, Cloud, outcomes, topic_json, topic_stream
+from tests.functional.harness import (
+    AK,
+    DEST,
+    JOB,
+    SECRET,
+    SOURCE,
+    TOKEN,
+    Cloud,
+    job_id,
+    outcomes,
+    timer,
+    topic_json,
+    topic_stream,
+)
 
 MIB = 1 << 20
 SMALL_MULTIPART = {"MULTIPART_THRESHOLD_BYTES": str(2 * MIB), "PART_SIZE_BYTES": str(MIB),
@@ -156,3 +171,18 @@ def test_many_files_in_waves(cloud: Cloud) -> None:
     assert len(cloud.oss_log("ListObjectsV2")) == 1
     assert len(cloud.oss_log("HeadObject")) == 300
     assert threading.active_count() - threads_before < 200
+
+
+def test_the_sweep_aborts_uploads_a_killed_instance_left(cloud: Cloud) -> None:
+    """Uploads older than twice the function's timeout have no live owner; younger ones are kept."""
+    dest = oss2.Bucket(oss2.StsAuth(AK, SECRET, TOKEN), cloud.oss.url, DEST)
+    orphan = dest.init_multipart_upload(f"iproduction/{JOB}/big.mp4").upload_id
+    dest.upload_part(f"iproduction/{JOB}/big.mp4", orphan, 1, b"p" * 200_000)
+    live = dest.init_multipart_upload(f"iproduction/{job_id(2)}/other.mp4").upload_id
+    outside = oss2.Bucket(oss2.StsAuth(AK, SECRET, TOKEN), cloud.oss.url, DEST).init_multipart_upload(
+        "elsewhere/x.bin").upload_id
+    for upload in cloud.oss.store.uploads():  # the emulator's clock for these two: 11 minutes ago
+        if upload.upload_id in (orphan, outside):
+            upload.initiated -= 660
+    assert cloud.function(timeout=300).invoke(timer()).ok  # a sweep: orphans are older than 2 × 300 s
+    assert {u["upload_id"] for u in cloud.oss_admin.uploads()} == {live, outside}
