@@ -2,6 +2,6 @@
 
 Each drill module has ``run(size) -> DrillReport``: the same code runs in CI at a reduced size
 (``tests/drills``) and at full size from ``bash scripts/drills.sh --full``, which also writes
-``docs/reliability.md``. Everything is judged from the emulators' side (request logs, stored
+the README's Reliability section. Everything is judged from the emulators' side (request logs, stored
 objects, counters), not from what the function says about itself.
 """

@@ -1,7 +1,7 @@
 """``python -m drills [--full] [--only NAME ...]``: run the reliability drills, print their figures.
 
 Without ``--full`` the drills run at the reduced size CI uses. ``--full`` runs them at full size and
-rewrites ``docs/reliability.md`` from the last full run of each drill (results are kept as JSON in
+rewrites the README's Reliability section from the last full run of each drill (results are kept as JSON in
 ``build/drills/<size>/``). The whole run is bounded: past ``--time-limit`` seconds it is stopped
 (exit status 2). Exit status 1 if a drill found a problem.
 """
@@ -55,12 +55,13 @@ def _commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m drills", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="full size; rewrites docs/reliability.md")
+    parser.add_argument("--full", action="store_true", help="full size; rewrites the README's Reliability section")
     parser.add_argument("--only", nargs="+", choices=sorted(DRILLS), metavar="NAME",
                         help=f"run only these drills ({', '.join(DRILLS)})")
     parser.add_argument("--time-limit", type=float, help="seconds before the run is stopped "
                         f"(default {TIME_LIMITS['ci']} reduced, {TIME_LIMITS['full']} full)")
-    parser.add_argument("--no-doc", action="store_true", help="with --full: do not rewrite docs/reliability.md")
+    parser.add_argument("--no-doc", action="store_true",
+                        help="with --full: do not rewrite the README's Reliability section")
     args = parser.parse_args(argv)
     size = "full" if args.full else "ci"
     names = args.only or list(DRILLS)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"drills: {len(names) - len(failed)} of {len(names)} passed in {total:.0f} s "
           f"(results in {out.relative_to(ROOT)})", file=sys.stderr)
     if args.full and not args.no_doc:
-        path = report.write(OUT / "full", ROOT / "docs" / "reliability.md", list(DRILLS))
+        path = report.write(OUT / "full", ROOT / "README.md", list(DRILLS))
         print(f"drills: wrote {path.relative_to(ROOT)}", file=sys.stderr)
     return 1 if failed else 0
 

@@ -1,4 +1,4 @@
-"""The drills' figures as text: a one-line summary per drill, and ``docs/reliability.md``
+"""The drills' figures as text: a one-line summary per drill, and the README's Reliability section
 (the README's "Reliability" section) from the last full run of each drill."""
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ def _faults(doc: dict[str, Any]) -> tuple[str, list[str]]:
         f"open holding parts: {_n(doc['lost'].get('uploadsLeftOpenWithParts', 0))}.",
         f"* Empty multipart uploads left open: {_n(f.get('emptyUploadsFromLateInitiateAnswers', 0))} — an "
         "`InitiateMultipartUpload` answered after the client timeout is retried, and the upload the late answer "
-        "created is never used: it holds no part (stores nothing) and the sweep aborts uploads older than an hour.",
+        "created is never used: it holds no part (stores nothing) and the sweep aborts uploads older than twice "
+        "the function's timeout.",
     ]
     return "\n".join(lines), row
 
@@ -128,8 +129,8 @@ def _crashes(doc: dict[str, Any]) -> tuple[str, list[str]]:
         f"recoveries started). Manifests ever seen with a missing or wrong file: {_n(f['manifestsWithBadFiles'])}. "
         f"Not converged to the fault-free manifest: {_n(f['notConverged'])}. Pending records left: "
         f"{_n(f['pendingRecordsLeft'])}. Multipart uploads left open: "
-        f"{_n(f['uploadsLeftByKilledInstances'])} by the instance killed mid multipart copy (the hourly sweep "
-        f"aborts it), {_n(f['uploadsLeftOtherwise'])} otherwise.",
+        f"{_n(f['uploadsLeftByKilledInstances'])} by the instance killed mid multipart copy (the sweep "
+        f"aborts it once it is older than twice the function's timeout), {_n(f['uploadsLeftOtherwise'])} otherwise.",
     ]
     return "\n".join(lines), row
 
@@ -305,7 +306,13 @@ def load(directory: Path) -> dict[str, dict[str, Any]]:
     return results
 
 
-def write(directory: Path, target: Path, order: list[str]) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render(load(directory), order))
-    return target
+START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
+
+
+def write(directory: Path, readme: Path, order: list[str]) -> Path:
+    """Put the report in the README's "Reliability" section (between its two markers)."""
+    body = render(load(directory), order).split("\n", 1)[1].strip()  # the section keeps its own heading
+    text = readme.read_text()
+    start, end = text.index(START) + len(START), text.index(END)
+    readme.write_text(f"{text[:start]}\n{body}\n{text[end:]}")
+    return readme
