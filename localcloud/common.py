@@ -29,12 +29,14 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import signal
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -140,22 +142,38 @@ class Knobs:
 
 
 class RequestLog:
-    """Append-only list of handled requests (admin requests are not logged)."""
+    """The handled requests (admin requests are not logged).
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    A request is logged when its handler is done, a moment after its answer went out, so
+    :meth:`entries` waits (briefly) for the requests still being handled: a client that has its
+    answer finds the request in the log.
+    """
+
+    def __init__(self, settle: float = 0.5) -> None:
+        self._changed = threading.Condition()
         self._entries: list[dict[str, Any]] = []
+        self._in_flight = 0
+        self._settle = settle
+
+    def begin(self) -> None:
+        with self._changed:
+            self._in_flight += 1
 
     def append(self, entry: dict[str, Any]) -> None:
-        with self._lock:
+        """Log a request that :meth:`begin` announced."""
+        with self._changed:
             self._entries.append(entry)
+            self._in_flight -= 1
+            self._changed.notify_all()
 
     def entries(self) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._changed:
+            self._changed.wait_for(lambda: self._in_flight == 0, timeout=self._settle)
             return list(self._entries)
 
     def clear(self) -> None:
-        with self._lock:
+        with self._changed:
+            self._changed.wait_for(lambda: self._in_flight == 0, timeout=self._settle)
             self._entries.clear()
 
 
@@ -242,6 +260,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._admin(split.path[len(ADMIN_PREFIX):])
             return
         started = time.monotonic()
+        self.emulator.log.begin()
         try:
             self.dispatch()
         except DroppedError:
@@ -407,9 +426,14 @@ class Emulator:
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Run in the foreground (the ``python -m`` entry points) until interrupted."""
+    def serve_forever(self, ready: Callable[[str], None] | None = None) -> None:
+        """Run in the foreground (the ``python -m`` entry points) until Ctrl-C or SIGTERM.
+
+        ``ready`` is called with the URL once the port is bound (``--port 0`` picks a free one)."""
         server = self.bind()
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        if ready is not None:
+            ready(self.url)
         try:
             server.serve_forever(poll_interval=0.2)
         except KeyboardInterrupt:

@@ -35,16 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.seed:
         count = emulator.seed_file(args.seed)
         print(f"seeded {count} job(s) from {args.seed}", file=sys.stderr)
-    server = emulator.bind()
-    print(f"MPS emulator on {emulator.url} (admin: {emulator.url}/_emulator/)", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close_all()
-        server.server_close()
-
+    emulator.serve_forever(ready=lambda url: print(f"MPS emulator on {url} (admin: {url}/_emulator/)",
+                                                   file=sys.stderr, flush=True))
 
 if __name__ == "__main__":
     main()

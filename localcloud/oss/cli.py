@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import sys
 from typing import Any
 
 from .emulator import OssEmulator
@@ -61,15 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed:
         with open(args.seed, encoding="utf-8") as handle:
             emulator.seed(json.load(handle).get("oss") or {})
-    server = emulator.bind()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"oss emulator listening on {emulator.url}", flush=True)
     try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
+        emulator.serve_forever(ready=lambda url: print(f"oss emulator listening on {url}", flush=True))
     finally:
-        server.close_all()
-        server.server_close()
         emulator.remove_temp_dir()
     return 0
