@@ -18,13 +18,10 @@ DEST_BUCKET = "dest-bucket"
 
 
 def _default_oss(credentials: Credentials) -> Any:
-    from ..oss import OssEmulator  # written in parallel; imported only when --local needs it
+    from ..oss import OssEmulator
 
-    try:
-        return OssEmulator(port=0, access_key_id=credentials.access_key_id,
-                           access_key_secret=credentials.access_key_secret)
-    except (TypeError, ValueError):  # an OssEmulator without credential settings
-        return OssEmulator(port=0)
+    return OssEmulator(port=0, access_key_id=credentials.access_key_id,
+                       access_key_secret=credentials.access_key_secret)
 
 
 class LocalCloud:
