@@ -46,11 +46,6 @@ class Runtime:
     processor: JobProcessor
     job_pool: ThreadPoolExecutor
 
-    def close(self) -> None:
-        self.job_pool.shutdown(wait=False, cancel_futures=True)
-        self.processor.lookups.shutdown(wait=False, cancel_futures=True)
-        self.processor.engine.pool.shutdown(wait=False, cancel_futures=True)
-        self.mps.close()
 
 
 def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:

@@ -19,10 +19,6 @@ class Outcome(str, enum.Enum):
     REJECTED = "rejected"
     ERROR = "error"
 
-    @property
-    def retried_by_trigger(self) -> bool:
-        return self is Outcome.ERROR
-
 
 @dataclass
 class JobReport:

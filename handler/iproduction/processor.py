@@ -22,7 +22,7 @@ from .budget import Deadline
 from .config import Settings
 from .copier import CopiedFile, CopyEngine
 from .errors import CollectorError, RejectedError
-from .job import Action, Job, job_from_answer, parse_output, result_files
+from .job import KNOWN_STATES, Action, Job, job_from_answer, parse_output, result_files
 from .layout import job_prefix, manifest_key, plan_files
 from .mps import MPSClient
 from .outcomes import JobReport, Outcome, outcome_for, short
@@ -101,7 +101,7 @@ class JobProcessor:
         return report
 
     def _wait(self, job: Job, record: PendingRecord | None, now: float, deadline: Deadline) -> JobReport:
-        if job.state not in ("Queuing", "Analysing"):
+        if job.state not in KNOWN_STATES:
             logs.warning("job.unknown_state", state=job.state)
         current = (record or new_record(job.job_id, now)).checked(job.state, now)
         if current.age(now) > self.settings.pending_max_age:
