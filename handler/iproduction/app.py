@@ -46,6 +46,12 @@ class Runtime:
     processor: JobProcessor
     job_pool: ThreadPoolExecutor
 
+    def close(self) -> None:
+        """Stop the instance's pools and its MPS connections (the local invoker and drills call this)."""
+        self.job_pool.shutdown(wait=False, cancel_futures=True)
+        self.processor.lookups.shutdown(wait=False, cancel_futures=True)
+        self.processor.engine.pool.shutdown(wait=False, cancel_futures=True)
+        self.mps.close()
 
 
 def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:
