@@ -7,7 +7,6 @@ with :func:`classify`. Errors leave this module as the function's own exceptions
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from .budget import Deadline
 from .config import Settings
 from .credentials import CredentialsSource
 from .errors import CollectorError, CredentialsError, RejectedError, TransientError
+from .transport import LeanSession
 
 T = TypeVar("T")
 R = TypeVar("R", bound=oss2.models.RequestResult)
@@ -59,25 +59,6 @@ class Listed:
 
 def is_multipart_etag(etag: str) -> bool:
     return "-" in etag
-
-
-#: Variables naming a proxy: with one set, requests keeps reading the environment per request.
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
-
-
-def settle_environment(session: requests.Session) -> None:
-    """Read once what requests would otherwise read from the environment on every request.
-
-    With ``trust_env`` on, requests scans the whole environment and looks for ``~/.netrc`` on each
-    call: about a third of oss2's CPU per request. Unless a proxy is configured (then requests keeps
-    doing it, for ``no_proxy``), the CA bundle is taken here, as requests would take it, and the
-    lookups are turned off; a ``.netrc`` entry could only have replaced the OSS signature anyway.
-    """
-    names = {name.lower() for name, value in os.environ.items() if value}
-    if any(name in names for name in PROXY_VARIABLES):
-        return
-    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.trust_env = False
 
 
 def drained(result: R) -> R:
@@ -136,8 +117,7 @@ class Storage:
         self.stats = stats or retry.RetryStats()
         self.policy = policy or retry.RetryPolicy()
         pool = settings.copy_concurrency + 2 * settings.job_concurrency + 8
-        self.session = oss2.Session(pool_size=pool)
-        settle_environment(self.session.session)
+        self.session = LeanSession(pool_size=pool)
         self.auth = oss2.ProviderAuthV4(credentials)
         self._buckets: dict[tuple[str, str, bool], oss2.Bucket] = {}
         self._lock = threading.Lock()

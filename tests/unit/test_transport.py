@@ -1,0 +1,315 @@
+"""The lean HTTP/1.1 transport under oss2, against a scripted server on loopback (raw bytes both ways)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gzip
+import io
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import oss2
+import pytest
+import requests
+from oss2 import exceptions as oss_errors
+
+from iproduction.transport import LeanSession, Transport
+from localcloud.oss import OssEmulator
+
+
+@dataclass
+class Received:
+    connection: int
+    head: str
+    body: bytes
+
+    @property
+    def request_line(self) -> str:
+        return self.head.split("\r\n", 1)[0]
+
+    def header(self, name: str) -> str | None:
+        for line in self.head.split("\r\n")[1:]:
+            key, _, value = line.partition(":")
+            if key.strip().lower() == name.lower():
+                return value.strip()
+        return None
+
+
+def _read_request(file: io.BufferedReader) -> tuple[str, bytes] | None:
+    lines = []
+    while True:
+        line = file.readline()
+        if not line:
+            return None
+        if line == b"\r\n":
+            break
+        lines.append(line.decode("latin-1").rstrip("\r\n"))
+    head = "\r\n".join(lines)
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            size = int(file.readline().strip(), 16)
+            if size == 0:
+                file.readline()
+                break
+            body += file.read(size)
+            file.readline()
+    else:
+        body = file.read(int(headers.get("content-length", "0")))
+    return head, body
+
+
+class Close(bytes):
+    """A scripted reply after which the server closes the connection."""
+
+
+@dataclass
+class ScriptedServer:
+    """Answers each request with the next scripted reply: raw bytes (:class:`Close` bytes: then the
+    connection is closed), or a callable of the request returning them (``None``: closed unanswered)."""
+
+    replies: list[bytes | Callable[[Received], bytes | None]]
+    tls: ssl.SSLContext | None = None
+    received: list[Received] = field(default_factory=list)
+    connections: int = 0
+
+    def __post_init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"{'https' if self.tls else 'http'}://{'localhost' if self.tls else '127.0.0.1'}:{self.port}"
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                number = self.connections
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError):
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            file = conn.makefile("rb")
+            while True:
+                request = _read_request(file)
+                if request is None:
+                    break
+                received = Received(number, *request)
+                with self._lock:
+                    self.received.append(received)
+                    reply = self.replies.pop(0)
+                data = reply(received) if callable(reply) else reply
+                if data is None:
+                    break
+                conn.sendall(data)
+                if isinstance(data, Close):
+                    break
+        conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def make(*replies: bytes | Callable[[Received], bytes | None], tls: ssl.SSLContext | None = None) -> ScriptedServer:
+        server = ScriptedServer(list(replies), tls)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def ok(body: bytes = b"", *extra: str) -> bytes:
+    head = "\r\n".join(["HTTP/1.1 200 OK", f"Content-Length: {len(body)}", *extra])
+    return head.encode() + b"\r\n\r\n" + body
+
+
+def fetch(transport: Transport, url: str, method: str = "GET", **kwargs: object) -> tuple[int, bytes]:
+    response = transport.request(method, url, params=kwargs.pop("params", None), headers=kwargs.pop("headers", {}),
+                                 data=kwargs.pop("data", None), timeout=5)
+    return response.status_code, b"".join(response.iter_content(7))
+
+
+def test_keep_alive_and_framing(serve: Callable[..., ScriptedServer]) -> None:
+    server = serve(
+        ok(b"hello"),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nchunk\r\n3\r\ned!\r\n0\r\nTrailer: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nx-oss-meta-a: 1\r\nX-Oss-Meta-A: 2\r\n\r\n",  # HEAD: no body
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        ok(b"last", "Connection: close"),
+        ok(b"new connection"),
+    )
+    transport = Transport(4)
+    assert fetch(transport, server.url + "/a") == (200, b"hello")
+    assert fetch(transport, server.url + "/b") == (200, b"chunked!")
+    head = transport.request("HEAD", server.url + "/c", params=None, headers={}, data=None, timeout=5)
+    assert (head.status_code, head.headers["content-length"], head.headers["X-OSS-META-A"]) == (200, "1234", "1, 2")
+    assert fetch(transport, server.url + "/d", "DELETE") == (204, b"")
+    assert fetch(transport, server.url + "/e") == (200, b"last")
+    assert fetch(transport, server.url + "/f") == (200, b"new connection")
+    assert [r.connection for r in server.received] == [1, 1, 1, 1, 1, 2]
+    assert server.received[3].header("content-length") == "0"  # as requests sends a body-less DELETE
+    assert server.received[0].header("content-length") is None
+    transport.close()
+
+
+def test_a_body_framed_by_the_connection_closing(serve: Callable[..., ScriptedServer]) -> None:
+    server = serve(Close(b"HTTP/1.1 200 OK\r\n\r\nuntil the end"), ok(b"next"))
+    transport = Transport(2)
+    assert fetch(transport, server.url + "/") == (200, b"until the end")
+    assert fetch(transport, server.url + "/") == (200, b"next")
+    assert server.connections == 2  # a body without a length never leaves its connection reusable
+
+
+def test_request_bodies_of_every_kind(serve: Callable[..., ScriptedServer]) -> None:
+    big = bytes(range(256)) * 1024
+    server = serve(*[ok()] * 5)
+    transport = Transport(2)
+    fetch(transport, server.url + "/small", "PUT", data=b"tiny")
+    fetch(transport, server.url + "/big", "PUT", data=big)
+    fetch(transport, server.url + "/sized", "PUT", data=oss2.utils.SizedFileAdapter(io.BytesIO(b"0123456789"), 4))
+    fetch(transport, server.url + "/gen", "PUT", data=(part for part in (b"ab", b"", b"cd")))
+    fetch(transport, server.url + "/copy", "PUT", data=None,
+          headers={"x-oss-copy-source": "/b/k", "Accept-Encoding": None})
+    small, large, sized, generated, copy = server.received
+    assert (small.body, small.header("content-length")) == (b"tiny", "4")
+    assert (large.body, large.header("content-length")) == (big, str(len(big)))
+    assert (sized.body, sized.header("content-length")) == (b"0123", "4")
+    assert (generated.body, generated.header("transfer-encoding")) == (b"abcd", "chunked")
+    assert (copy.body, copy.header("content-length"), copy.header("accept-encoding")) == (b"", "0", None)
+    assert small.header("host") == f"127.0.0.1:{server.port}"
+
+
+def test_a_short_request_body_is_an_error_not_a_hang(serve: Callable[..., ScriptedServer]) -> None:
+    class Short:
+        def __len__(self) -> int:
+            return 10
+
+        def read(self, size: int = -1) -> bytes:
+            data, self.read = b"abc", lambda size=-1: b""  # type: ignore[method-assign]
+            return data
+
+    server = serve(ok())
+    with pytest.raises(oss_errors.RequestError, match="announced"):
+        fetch(Transport(1), server.url + "/", "PUT", data=Short())
+
+
+def test_query_parameters_are_encoded_as_requests_encodes_them(serve: Callable[..., ScriptedServer]) -> None:
+    params = {"uploads": "", "prefix": "a b/ü+%", "continuation-token": None, "max-keys": "1000"}
+    url = "/bucket/" + oss2.compat.urlquote("key with/slash ü", safe="")
+    server = serve(ok())
+    fetch(Transport(1), server.url + url, params=params)
+    expected = requests.Request("GET", server.url + url, params=params).prepare().path_url
+    assert server.received[0].request_line == f"GET {expected} HTTP/1.1"
+
+
+def test_failures_are_oss2_request_errors(serve: Callable[..., ScriptedServer]) -> None:
+    server = serve(Close(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"), lambda r: None,
+                   Close(b"garbage\r\n\r\n"))
+    transport = Transport(2)
+    response = transport.request("GET", server.url + "/", params=None, headers={}, data=None, timeout=5)
+    assert response.read(5) == b"short"
+    with pytest.raises(oss_errors.RequestError, match="5 bytes early"):
+        response.read(5)
+    with pytest.raises(oss_errors.RequestError, match="without answering"):
+        fetch(transport, server.url + "/")
+    with pytest.raises(oss_errors.RequestError, match=r"not an HTTP/1\.x status line"):
+        fetch(transport, server.url + "/")
+    with pytest.raises(oss_errors.RequestError):
+        fetch(transport, "http://127.0.0.1:1/")
+    with pytest.raises(oss_errors.ClientError, match="invalid header"):
+        fetch(transport, server.url + "/", headers={"x-oss-meta-a": "1\r\nInjected: yes"})
+    assert len(server.received) == 3  # the refused header never reached the wire
+
+
+def test_a_pooled_connection_the_server_closed_is_not_used(serve: Callable[..., ScriptedServer]) -> None:
+    server = serve(Close(ok(b"one")), ok(b"two"))
+    transport = Transport(2)
+    assert fetch(transport, server.url + "/") == (200, b"one")
+    (idle,) = transport.pool._idle[("http", "127.0.0.1", server.port)]
+    for _ in range(200):  # the server's FIN is on its way
+        if idle.dropped():
+            break
+        threading.Event().wait(0.01)
+    assert fetch(transport, server.url + "/") == (200, b"two")
+    assert server.connections == 2
+
+
+def test_a_connection_dying_mid_request_is_an_error_not_a_silent_resend(
+        serve: Callable[..., ScriptedServer]) -> None:
+    """The retry policy above the transport decides (and counts) every retry, as with requests."""
+    server = serve(ok(b"one"), lambda r: None, ok(b"three"))
+    transport = Transport(2)
+    assert fetch(transport, server.url + "/") == (200, b"one")
+    with pytest.raises(oss_errors.RequestError):
+        fetch(transport, server.url + "/", "PUT", data=b"x")
+    assert fetch(transport, server.url + "/") == (200, b"three")
+    assert [r.connection for r in server.received] == [1, 1, 2]
+
+
+def _certificate(tmp: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp / "cert.pem", tmp / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_tls_is_verified_against_the_ca_bundle(serve: Callable[..., ScriptedServer], tmp_path: Path) -> None:
+    cert, key = _certificate(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    server = serve(ok(b"secure"), ok(b"again"), tls=tls)
+    trusted = Transport(2, ca=str(cert))
+    assert fetch(trusted, server.url + "/") == (200, b"secure")
+    assert fetch(trusted, server.url + "/") == (200, b"again")
+    assert server.connections == 1
+    with pytest.raises(oss_errors.RequestError, match="CERTIFICATE_VERIFY_FAILED"):
+        fetch(Transport(1), server.url + "/")  # certifi's bundle does not know this certificate
+
+
+def test_a_proxy_in_the_environment_hands_the_requests_to_requests() -> None:
+    assert LeanSession(4, environ={"HTTPS_PROXY": "http://proxy.internal:3128"}).transport is None
+    assert LeanSession(4, environ={"NO_PROXY": "*"}).transport is not None
+
+
+def test_a_gzip_encoded_object_is_read_as_stored(oss_emulator: OssEmulator) -> None:
+    """requests would inflate it (and a streamed copy would then fail its CRC); OSS stores bytes."""
+    stored = gzip.compress(b"subtitles " * 100)
+    bucket = oss2.Bucket(oss2.Auth("ak", "sk"), oss_emulator.url, "gzip-bucket", session=LeanSession(2, environ={}))
+    bucket.put_object("subs.vtt", stored, headers={"Content-Encoding": "gzip"})
+    result = bucket.get_object("subs.vtt")
+    assert result.headers["Content-Encoding"] == "gzip"
+    assert result.read() == stored
+    assert bucket.get_object("subs.vtt", byte_range=(0, 9)).read() == stored[:10]
