@@ -143,7 +143,7 @@ def run(size: str = "ci") -> DrillReport:
     report.check(all(m is not None for m in expected.values()), "the fault-free reference run did not commit "
                  "every job")
     ledger = Ledger()
-    with local_cloud(mps_settings={"qps": MPS_SERVER_QPS, "retry_after": 1}) as cloud:
+    with local_cloud(mps_settings={"qps": MPS_SERVER_QPS, "retry_after": 1000}) as cloud:
         workload.seed(cloud, jobs)
         cloud.oss.knobs.configure({"faults": oss_faults(len(jobs)), "seed": 11})
         cloud.mps.knobs.configure({"faults": mps_faults(len(jobs)), "seed": 12})

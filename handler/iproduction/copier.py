@@ -35,6 +35,8 @@ MAX_PARTS = 10_000
 PROGRESS_INTERVAL = 5.0
 #: A file whose copy does not verify is copied again this many times within the invocation.
 FILE_ATTEMPTS = 3
+#: The retry kind (``invocation.done`` ``retries``) of a whole-file copy made again after one that did not verify.
+INTEGRITY_RETRY = "copy-integrity"
 
 
 @dataclass(frozen=True)
@@ -153,10 +155,14 @@ class ServerSide:
                 headers={"x-oss-copy-source-if-match": f'"{info.etag}"'})),
             f"copy {plan.source_url}", deadline)
         self.timer.observe(info.size, time.monotonic() - started)
+        if info.multipart_etag:
+            # OSS keeps a multipart source's `-N` ETag, which says nothing of the bytes: check by HEAD.
+            return verify_destination(self.storage, plan, info, deadline)
         etag = (result.etag or "").upper()
-        if info.multipart_etag or etag != info.etag:
-            # A single-part copy keeps the source's ETag (its MD5); anything else is checked by HEAD.
-            etag = verify_destination(self.storage, plan, info, deadline)
+        if etag != info.etag:
+            # A copy of a single-part object keeps its ETag (the MD5 of its bytes): any other is a wrong copy.
+            raise IntegrityError(f"corrupted on transfer: CopyObject of {plan.source_url} returned ETag "
+                                 f"{etag or '(none)'}, the source's is {info.etag}")
         return etag
 
     def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int, byte_range: tuple[int, int],
@@ -263,11 +269,16 @@ class CopyEngine:
                 etag = transfer.single(plan, info, deadline)
                 break
             except IntegrityError as exc:
-                logs.warning("copy.integrity", file=plan.source_url, error=str(exc), attempt=attempt + 1)
-                if attempt + 1 == FILE_ATTEMPTS:
-                    raise
+                self._integrity_failed(plan, exc, attempt)
         progress.add(info.size, files=1)
         return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied", transfer.name)
+
+    def _integrity_failed(self, plan: FilePlan, exc: IntegrityError, attempt: int) -> None:
+        """Log a copy that did not verify; re-raise after the last attempt, else count the re-copy to come."""
+        logs.warning("copy.integrity", file=plan.source_url, error=str(exc), attempt=attempt + 1)
+        if attempt + 1 == FILE_ATTEMPTS:
+            raise exc
+        self.storage.stats.add(INTEGRITY_RETRY)
 
     def _identical(self, info: ObjectInfo, listed: Listed, plan: FilePlan, deadline: Deadline) -> bool:
         """Whether the destination already holds this source object (then it is not copied again)."""
@@ -304,9 +315,7 @@ class CopyEngine:
             try:
                 return self._finish(run, deadline)
             except IntegrityError as exc:
-                logs.warning("copy.integrity", file=run.plan.source_url, error=str(exc), attempt=attempt + 1)
-                if attempt + 1 == FILE_ATTEMPTS:
-                    raise
+                self._integrity_failed(run.plan, exc, attempt)
                 run = self._start(_Run(run.plan, run.info, run.transfer), deadline, progress)
         raise AssertionError("unreachable")
 

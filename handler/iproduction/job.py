@@ -33,14 +33,17 @@ class Action(enum.Enum):
     WAIT = "wait"  # Queuing / Analysing / anything unknown: keep it in the pending registry
 
 
-_ACTIONS = {"success": Action.COPY, "fail": Action.FAIL, "failed": Action.FAIL,
-            "queuing": Action.WAIT, "analysing": Action.WAIT}
-KNOWN_STATES = frozenset({"Success", "Fail", "Queuing", "Analysing"})
+# The documented MPS states, spelt exactly (mps.md §1.2); any other spelling is an unknown state.
+_ACTIONS = {"Success": Action.COPY, "Fail": Action.FAIL, "Queuing": Action.WAIT, "Analysing": Action.WAIT}
+KNOWN_STATES = frozenset(_ACTIONS)
 
 
 def next_action(state: str) -> Action:
-    """The state machine: ``Success`` → copy, ``Fail`` → failure manifest, the rest → wait."""
-    return _ACTIONS.get(state.strip().lower(), Action.WAIT)
+    """The state machine: ``Success`` → copy, ``Fail`` → failure manifest, the rest → wait.
+
+    Case-sensitive (surrounding whitespace aside): ``SUCCESS`` or ``Failed`` is not a documented
+    state, so it waits (and is logged as unknown) rather than committing a guess."""
+    return _ACTIONS.get(state.strip(), Action.WAIT)
 
 
 @dataclass(frozen=True)

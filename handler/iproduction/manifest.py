@@ -14,7 +14,7 @@ from .config import Settings
 from .copier import CopiedFile
 from .job import Action, Job
 from .layout import job_prefix, manifest_key
-from .storage import Storage
+from .storage import Storage, put_checked
 
 SCHEMA = "iproduction-manifest/1"
 
@@ -76,7 +76,7 @@ def commit(storage: Storage, settings: Settings, document: dict[str, Any], deadl
 
     def attempt() -> bool:
         try:
-            bucket.put_object(key, body, headers=headers)
+            put_checked(bucket, key, body, headers)
             return True
         except oss_errors.ServerError as exc:
             if exc.status == 409 and exc.code == "FileAlreadyExists":

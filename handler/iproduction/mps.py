@@ -42,7 +42,7 @@ class MPSError(Exception):
 
 
 class MPSThrottledError(MPSError, TransientError):
-    """``Throttling*``: retried, honouring ``x-acs-retry-after``."""
+    """``Throttling*``: retried, honouring ``x-acs-retry-after`` (milliseconds)."""
 
 
 class MPSServerError(MPSError, TransientError):
@@ -79,8 +79,8 @@ def error_from_response(response: httpx.Response) -> MPSError:
     retry_after: float | None = None
     raw_after = response.headers.get("x-acs-retry-after")
     if raw_after:
-        try:
-            retry_after = max(0.0, float(raw_after))
+        try:  # milliseconds, as the official SDK reads it (its delays and sleeps are in ms)
+            retry_after = max(0.0, float(raw_after)) / 1000
         except ValueError:
             retry_after = None
     status = response.status_code
@@ -164,24 +164,25 @@ class MPSClient:
         # The pool first: built on first use, it would otherwise delay the first calls past their slots
         # (the drills saw the calls of a cold instance's first sweep land 0.25 s late, bunched).
         http = self._http
-        self._limiter.acquire(deadline)
-        creds = self._credentials.get()  # fresh nonce, timestamp and credentials on every try
-        if self._signature == "v2":
-            query, headers = signing.v2_query(action, VERSION, params, creds), {}
-        else:
-            query = dict(params)
-            headers = signing.v3_headers(action, VERSION, self._host, query, creds)
-        timeout = None
-        if deadline is not None:
-            timeout = max(0.1, min(self._timeout, deadline.remaining()))
-        try:
-            # The query is encoded exactly as it was signed (RFC 3986), not by httpx's rules.
-            response = http.post(f"{self._endpoint}/?{signing.canonical_query(query)}", headers=headers,
-                                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
-        except httpx.TransportError as exc:
-            # The exception text of httpx may hold the URL, and a V2 URL holds the AccessKeyId and
-            # the STS token: keep only the class name.
-            raise MPSNetworkError(f"MPS unreachable: {type(exc).__name__}") from None
+        # The slot is held until the answer is in: MPS saw the call somewhere in between.
+        with self._limiter.slot(deadline):
+            creds = self._credentials.get()  # fresh nonce, timestamp and credentials on every try
+            if self._signature == "v2":
+                query, headers = signing.v2_query(action, VERSION, params, creds), {}
+            else:
+                query = dict(params)
+                headers = signing.v3_headers(action, VERSION, self._host, query, creds)
+            timeout = None
+            if deadline is not None:
+                timeout = max(0.1, min(self._timeout, deadline.remaining()))
+            try:
+                # The query is encoded exactly as it was signed (RFC 3986), not by httpx's rules.
+                response = http.post(f"{self._endpoint}/?{signing.canonical_query(query)}", headers=headers,
+                                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+            except httpx.TransportError as exc:
+                # The exception text of httpx may hold the URL, and a V2 URL holds the AccessKeyId and
+                # the STS token: keep only the class name.
+                raise MPSNetworkError(f"MPS unreachable: {type(exc).__name__}") from None
         if response.status_code >= 400:
             raise error_from_response(response)
         try:

@@ -101,7 +101,7 @@ class JobProcessor:
         return report
 
     def _wait(self, job: Job, record: PendingRecord | None, now: float, deadline: Deadline) -> JobReport:
-        if job.state not in KNOWN_STATES:
+        if job.state.strip() not in KNOWN_STATES:
             logs.warning("job.unknown_state", state=job.state)
         current = (record or new_record(job.job_id, now)).checked(job.state, now)
         if current.age(now) > self.settings.pending_max_age:

@@ -1,4 +1,15 @@
-"""A client-side cap on calls per second, shared by every thread of the instance."""
+"""A client-side cap on calls per second, shared by every thread of the instance, exact as the server counts.
+
+The server sees a call at some instant between the moment the client let it go and the moment its
+answer came back, and nothing on the client can say which: the request may wait for the GIL, a
+connection or the network. So each call holds its slot from the moment it is let through until its
+answer has arrived, and for one window after that. If ``n + 1`` calls reached the server inside one
+window ``(a, a + w]``, the one let through last left at or before ``a + w``, while each of the others
+reached the server after ``a`` and so was answered after it: all ``n`` still held their slots when
+the last one was let through, and it could not have been. The cap therefore holds at the server
+whatever the delays on the way, without pacing calls or keeping a margin: a burst of the cap goes
+out at once, and the next one a window after its answers.
+"""
 
 from __future__ import annotations
 
@@ -6,67 +17,86 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .budget import Deadline
 from .errors import BudgetExceededError
 
 
 class RateLimiter:
-    """At most ``max_per_second`` calls in any one-second window, spaced evenly.
+    """At most ``max_per_second`` calls in any one-second window of the server's (``window`` seconds
+    per ``max_per_second`` calls; below one call per second, one call per ``1 / max_per_second`` s)."""
 
-    A sliding log of the calls made keeps the cap exact; on top of it the calls are paced at
-    least ``(1 s + margin) / max_per_second`` apart instead of going out in bursts of
-    ``max_per_second`` per window: the requests of a burst reach the server over a spread of
-    queueing delays, and the tail of one burst then lands in the next burst's second. The drills
-    measured up to 1.6 times the cap at an MPS emulator behind bursts. ``margin`` (seconds per
-    window) is the delivery jitter tolerated: 0.1 s still let 1.08 times the cap through on two
-    busy cores, 0.2 s kept every window under it (at 5/6 of the nominal rate).
-    """
-
-    def __init__(self, max_per_second: float, margin: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, max_per_second: float, window: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if max_per_second <= 0:
             raise ValueError("max_per_second must be positive")
         if max_per_second >= 1:
-            self._calls, self._period = math.floor(max_per_second), 1.0
+            self._calls, self._window = math.floor(max_per_second), window
         else:
-            self._calls, self._period = 1, 1.0 / max_per_second
-        self._period += margin
-        self._spacing = self._period / self._calls
+            self._calls, self._window = 1, window / max_per_second
         self._clock = clock
-        self._sleep = sleep
         self._lock = threading.Lock()
-        self._sent: deque[float] = deque()  # when the calls of the last period were let through
-        self._next = -math.inf  # the next free slot
+        self._answered: deque[float] = deque()  # when the calls of the last window were answered
+        self._in_flight = 0
+        self._queue: deque[threading.Condition] = deque()  # waiting callers, first come first served
+        self.wakeups = 0  # times a waiting caller woke up (one per turn, not one per slot per caller)
+
+    @contextmanager
+    def slot(self, deadline: Deadline | None = None) -> Iterator[float]:
+        """Hold a slot for one call, from now until the block ends (the answer is in); yields the
+        seconds waited."""
+        waited = self.acquire(deadline)
+        try:
+            yield waited
+        finally:
+            self.release()
 
     def acquire(self, deadline: Deadline | None = None) -> float:
-        """Block until a call may be made; returns the seconds waited.
-
-        Each caller takes the next free slot and sleeps until it (one wake-up per caller, no herd),
-        then checks the sliding log against the actual time (late wake-ups never break the cap)."""
+        """Block until a call may go; returns the seconds waited. Raises ``BudgetExceededError`` when
+        the time budget ends first. Pair with :meth:`release` once the call's answer is in."""
+        started = self._clock()
         with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            wait = slot - now
-            if wait > 0 and deadline is not None and deadline.remaining() < wait:
+            me = threading.Condition(self._lock)
+            self._queue.append(me)
+            try:
+                while True:
+                    wait = self._wait_for_turn(me, deadline)
+                    if wait == 0.0:
+                        break
+                    me.wait(wait)
+                    self.wakeups += 1
+            finally:
+                self._queue.remove(me)
+                if self._queue:
+                    self._queue[0].notify()
+            self._in_flight += 1
+        return self._clock() - started
+
+    def release(self) -> None:
+        """The call's answer is in (or it failed): its slot frees one window from now."""
+        with self._lock:
+            self._in_flight -= 1
+            self._answered.append(self._clock())
+            if self._queue:
+                self._queue[0].notify()
+
+    def _wait_for_turn(self, me: threading.Condition, deadline: Deadline | None) -> float | None:
+        """0.0 if ``me`` may go now; else how long to wait (None: until woken). Holds the lock."""
+        now = self._clock()
+        remaining = None if deadline is None else deadline.remaining()
+        if self._queue[0] is not me:  # not our turn: the caller ahead of us wakes us
+            if remaining is not None and remaining <= 0:
                 raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
-            self._next = slot + self._spacing
-        waited = 0.0
-        while True:
-            if wait > 0:
-                self._sleep(wait)
-                waited += wait
-            with self._lock:
-                now = self._clock()
-                # (``now >= start + period``, the very sum ``wait`` is computed from: a float
-                # ``now - start`` can fall one ulp short after sleeping exactly ``wait``)
-                while self._sent and now >= self._sent[0] + self._period:
-                    self._sent.popleft()
-                if len(self._sent) < self._calls:
-                    self._sent.append(now)
-                    return waited
-                wait = self._sent[0] + self._period - now
-            if deadline is not None and deadline.remaining() < wait:
-                raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
+            return remaining
+        while self._answered and self._answered[0] + self._window <= now:
+            self._answered.popleft()
+        if len(self._answered) + self._in_flight < self._calls:
+            return 0.0
+        # The earliest a slot can free: the oldest answer's window ends (a call still in flight
+        # frees its slot no sooner than one window from now).
+        free_at = self._answered[0] + self._window if self._answered else now + self._window
+        if remaining is not None and remaining < free_at - now:
+            raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
+        return free_at - now if self._answered else remaining

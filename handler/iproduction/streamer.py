@@ -21,7 +21,7 @@ from oss2.models import PartInfo
 from .budget import CopyTimer, Deadline
 from .config import Settings
 from .crc64 import combine_all, crc64
-from .errors import IntegrityError
+from .errors import BudgetExceededError, IntegrityError
 from .layout import FilePlan
 from .storage import ObjectInfo, Storage
 
@@ -30,13 +30,17 @@ class PartReader:
     """A file-like view of ``length`` bytes of a GET response, computing their CRC-64 as they pass.
 
     ``__len__`` lets the HTTP client send a Content-Length instead of chunks. A failure or a short
-    read of the GET side surfaces as oss2's ``RequestError`` so that the attempt is retried.
+    read of the GET side surfaces as oss2's ``RequestError`` so that the attempt is retried. Once
+    the time budget is spent the stream stops (``BudgetExceededError``, not retried): the upload is
+    then aborted and the job reported within the reserve, instead of the instance being killed
+    mid-transfer at its FC timeout with nothing reported.
     """
 
-    def __init__(self, response: Any, length: int) -> None:
+    def __init__(self, response: Any, length: int, deadline: Deadline | None = None) -> None:
         self._response = response
         self._length = length
         self._left = length
+        self._deadline = deadline
         self.crc = 0
 
     def __len__(self) -> int:
@@ -45,6 +49,9 @@ class PartReader:
     def read(self, size: int | None = -1) -> bytes:
         if self._left <= 0:
             return b""
+        if self._deadline is not None and self._deadline.expired():
+            raise BudgetExceededError(f"time budget exhausted mid-stream, {self._left} of {self._length} bytes "
+                                      "still to send")
         want = self._left if size is None or size < 0 else min(size, self._left)
         try:
             data = self._response.read(want)
@@ -73,14 +80,14 @@ class Streamed:
         self.settings = settings
         self.source_region = source_region
         self.timer = timer
-        self.dest = storage.bucket(settings.dest_bucket, settings.dest_region, crc=False)
+        self.dest = storage.bucket(settings.dest_bucket, settings.dest_region)
 
     def threshold(self, settings: Settings) -> int:
         """Above one part's size a file goes in parallel parts (one stream is one connection's speed)."""
         return min(settings.multipart_threshold, settings.part_size)
 
     def _source(self, plan: FilePlan) -> oss2.Bucket:
-        return self.storage.bucket(plan.source_bucket, self.source_region, crc=False)
+        return self.storage.bucket(plan.source_bucket, self.source_region)
 
     def single(self, plan: FilePlan, info: ObjectInfo, deadline: Deadline) -> str:
         deadline.check(self.timer.estimate(info.size), f"stream {plan.source_url}")
@@ -89,8 +96,9 @@ class Streamed:
         def attempt() -> tuple[str, int]:
             response = self._source(plan).get_object(plan.source_key,
                                                       headers={"If-Match": f'"{info.etag}"'})
-            reader = PartReader(response, info.size)
-            result = self.dest.put_object(plan.dest_key, reader, headers=headers)
+            with response:  # a GET left unread (the upload failed) closes its connection
+                reader = PartReader(response, info.size, deadline)
+                result = self.dest.put_object(plan.dest_key, reader, headers=headers)
             _check_upload(result, reader.crc)
             return (result.etag or "").upper(), reader.crc
 
@@ -112,10 +120,11 @@ class Streamed:
         def attempt() -> PartInfo:
             response = self._source(plan).get_object(plan.source_key, byte_range=byte_range,
                                                       headers={"If-Match": f'"{info.etag}"'})
-            if response.status != 206 and size != info.size:
-                raise oss_errors.RequestError(OSError("the source ignored the byte range"))
-            reader = PartReader(response, size)
-            result = self.dest.upload_part(plan.dest_key, upload_id, number, reader)
+            with response:
+                if response.status != 206 and size != info.size:
+                    raise oss_errors.RequestError(OSError("the source ignored the byte range"))
+                reader = PartReader(response, size, deadline)
+                result = self.dest.upload_part(plan.dest_key, upload_id, number, reader)
             _check_upload(result, reader.crc)
             return PartInfo(number, result.etag, size=size, part_crc=reader.crc)
 

@@ -24,7 +24,6 @@ from urllib.parse import urlencode, urlsplit
 
 import oss2
 from oss2 import exceptions as oss_errors
-from requests.structures import CaseInsensitiveDict
 
 #: Bytes read from a request body per send (and the socket buffer of answers).
 CHUNK = 256 * 1024
@@ -35,6 +34,19 @@ MAX_HEADERS = 200
 NO_BODY_STATUSES = frozenset({204, 304})
 #: Variables naming a proxy: with one set, requests (which understands no_proxy) sends everything.
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+class Headers(dict[str, str]):
+    """An answer's headers by lower-case name, looked up in any case (all that oss2 does with them)."""
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return dict.get(self, name.lower(), default)
 
 
 class ProtocolError(OSError):
@@ -256,8 +268,8 @@ class LeanResponse:
         return version, int(code), reason
 
     @staticmethod
-    def _headers(file: Any) -> CaseInsensitiveDict[str]:
-        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    def _headers(file: Any) -> Headers:
+        headers = Headers()
         last = None
         for _ in range(MAX_HEADERS + 1):
             line = file.readline(MAX_LINE + 1)
@@ -269,13 +281,14 @@ class LeanResponse:
                 raise ProtocolError("the answer ended inside its headers")
             text = line.decode("latin-1").rstrip("\r\n")
             if text[:1] in (" ", "\t") and last is not None:  # obsolete line folding
-                headers[last] = f"{headers[last]} {text.strip()}"
+                dict.__setitem__(headers, last, f"{dict.__getitem__(headers, last)} {text.strip()}")
                 continue
             name, sep, value = text.partition(":")
             if not sep:
                 raise ProtocolError(f"bad header line: {text[:40]!r}")
-            name, value = name.strip(), value.strip()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            name, value = name.strip().lower(), value.strip()
+            before = dict.get(headers, name)
+            dict.__setitem__(headers, name, value if before is None else f"{before}, {value}")
             last = name
         raise ProtocolError("too many headers")
 
@@ -366,13 +379,13 @@ class Transport:
         try:
             self._send(conn, head, data, length)
             return LeanResponse(self.pool, conn, method)
-        except oss_errors.OssError:
-            conn.close()
-            raise
         except (OSError, ValueError) as exc:
             # Not sent again here, as requests would not: the retry policy above decides.
             conn.close()
             raise oss_errors.RequestError(exc) from None
+        except BaseException:  # from the request body (its own errors), or oss2's
+            conn.close()
+            raise
 
     @staticmethod
     def _send(conn: Connection, head: bytes, data: Any, length: int | None) -> None:

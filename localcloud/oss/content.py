@@ -225,6 +225,26 @@ def slice_content(content: Content, start: int, length: int) -> Content:
     return CompositeContent([(content, start, length)])
 
 
+def flip_byte(content: Content, offset: int) -> Content:
+    """``content`` with the byte at ``offset`` inverted (what the ``corrupt`` fault of a copy stores)."""
+    damaged = BytesContent(bytes([content.read(offset, 1)[0] ^ 0xFF]))
+    return CompositeContent([(content, 0, offset), (damaged, 0, 1),
+                             (content, offset + 1, content.size - offset - 1)])
+
+
+def content_md5(content: Content) -> str:
+    """Upper-case hex MD5 of a whole content; a stable pseudo-MD5 of its identity above 64 MiB."""
+    md5 = content.range_md5(0, content.size)
+    if md5 is not None:
+        return md5
+    if content.size > 64 << 20:
+        return hashlib.md5(content.ident.encode()).hexdigest().upper()
+    digest = hashlib.md5()
+    for data in content.chunks():
+        digest.update(data)
+    return digest.hexdigest().upper()
+
+
 # -- synthetic bytes and their CRC ------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=16)

@@ -160,7 +160,7 @@ class HandlerCore(EmulatorHandler):
             self.read_body()
             raise DroppedError
         if kind == "corrupt":
-            return  # only GetObject bodies are corrupted
+            return  # applied by GetObject (the body) and CopyObject (what is stored); no effect elsewhere
         if kind in FAULT_ERRORS:
             code, message = FAULT_ERRORS[kind]
             raise OssError(code, message)
@@ -173,7 +173,9 @@ class HandlerCore(EmulatorHandler):
         creds = Credentials(self.setting("access_key_id"), self.setting("access_key_secret"),
                             self.setting("security_token"))
         request = SignedRequest(self.command, self.bucket_name, self.key, query, self.lower_headers)
-        self.sign_region = verify(request, creds)
+        with self.oss.store.lock:
+            bucket = self.oss.store.buckets.get(self.bucket_name) if self.bucket_name else None
+        self.sign_region = verify(request, creds, bucket.region if bucket else None)
 
     # -- helpers for operations -------------------------------------------------------------
     def header(self, name: str, default: str = "") -> str:

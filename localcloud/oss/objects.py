@@ -8,7 +8,7 @@ from email.utils import formatdate
 from localcloud.common import DroppedError
 
 from . import xmlio
-from .content import Content
+from .content import Content, content_md5, flip_byte
 from .core import HandlerCore, Throttle, parse_get_range
 from .errors import OssError, invalid_argument
 from .store import ObjectRecord, decode_token, encode_token
@@ -115,7 +115,11 @@ class ObjectOps(HandlerCore):
             content_type, meta, standard = source.content_type, dict(source.meta), dict(source.headers)
         else:
             content_type, meta, standard = self.request_metadata()
-        record = ObjectRecord(self.key, source.content, source.etag, content_type, meta, standard,
+        content, etag = source.content, source.etag
+        if self.fault == "corrupt" and source.size:  # a wrong copy: one byte flipped, the ETag of what is stored
+            content = flip_byte(source.content, source.size // 2)
+            etag = content_md5(content)
+        record = ObjectRecord(self.key, content, etag, content_type, meta, standard,
                               source.object_type, source.has_crc and bool(self.setting("crc_on_copy")))
         self.oss.store.put(target.name, record, forbid_overwrite=forbid)
         headers = {"ETag": f'"{record.etag}"'}

@@ -77,6 +77,100 @@ def test_copies_without_destination_crc_are_verified_by_size(cloud: Cloud) -> No
     assert cloud.oss_admin.read(DEST, f"iproduction/{JOB}/big.mp4") == b"v" * (3 * MIB)
 
 
+def invocation_done(result) -> dict:
+    return next(line for line in result.json_logs() if line.get("event") == "invocation.done")
+
+
+def integrity_lines(result) -> list[dict]:
+    return [line for line in result.json_logs() if line.get("event") == "copy.integrity"]
+
+
+def test_a_copy_answering_another_etag_is_copied_again(cloud: Cloud) -> None:
+    """Copies carry no CRC (as on OSS): only the ETag CopyObject returns shows the copy is wrong."""
+    body = bytes(range(256)) * 40
+    cloud.oss.knobs.configure({"settings": {"crc_on_copy": False},
+                               "faults": [{"op": "CopyObject", "kind": "corrupt", "times": 1}]})
+    cloud.seed_job_with_files(JOB, {"out/a.jpg": body})
+    result = cloud.invoke(topic_json(JOB))
+    assert outcomes(result) == {JOB: "committed"}
+    assert cloud.oss.knobs.public()["injected"] == {"corrupt": 1}
+    assert [line["attempt"] for line in integrity_lines(result)] == [1]
+    assert "ETag" in integrity_lines(result)[0]["error"]
+    assert len(cloud.oss_log("CopyObject")) == 2
+    assert cloud.oss_admin.read(DEST, f"iproduction/{JOB}/a.jpg") == body
+    assert cloud.manifest(JOB)["files"][0]["etag"] == cloud.oss_admin.object(SOURCE, "out/a.jpg")["etag"]
+    assert invocation_done(result)["retries"] == {"copy-integrity": 1}
+
+
+def test_a_copy_wrong_on_every_attempt_ends_in_error_without_a_manifest(cloud: Cloud) -> None:
+    body = b"w" * 5000
+    cloud.oss.knobs.configure({"settings": {"crc_on_copy": False},
+                               "faults": [{"op": "CopyObject", "kind": "corrupt"}]})
+    cloud.seed_job_with_files(JOB, {"out/a.jpg": body})
+    result = cloud.invoke(topic_json(JOB))
+    assert outcomes(result) == {JOB: "error"}
+    assert cloud.manifest(JOB) is None
+    assert [line["attempt"] for line in integrity_lines(result)] == [1, 2, 3]
+    assert len(cloud.oss_log("CopyObject")) == 3
+    assert invocation_done(result)["retries"] == {"copy-integrity": 2}  # the third failure is not retried
+    # The wrong copy left behind is not taken for intact: the trigger's retry copies it again.
+    cloud.oss.knobs.configure({"faults": []})
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
+    assert cloud.oss_admin.read(DEST, f"iproduction/{JOB}/a.jpg") == body
+
+
+def put_multipart_source(cloud: Cloud, key: str, data: bytes, part: int) -> str:
+    """``data`` uploaded in parts of ``part`` bytes: the source gets a multipart ``<hex>-N`` ETag."""
+    source = oss2.Bucket(oss2.StsAuth(AK, SECRET, TOKEN), cloud.oss.url, SOURCE)
+    upload_id = source.init_multipart_upload(key, headers={"Content-Type": "image/jpeg"}).upload_id
+    parts = [oss2.models.PartInfo(n, source.upload_part(key, upload_id, n, data[start:start + part]).etag)
+             for n, start in enumerate(range(0, len(data), part), start=1)]
+    source.complete_multipart_upload(key, upload_id, parts)
+    return cloud.oss_admin.object(SOURCE, key)["etag"]
+
+
+def test_a_small_source_with_a_multipart_etag_is_verified_by_head_and_skipped_by_crc(cloud: Cloud) -> None:
+    data = bytes(range(256)) * 1000  # 250 KiB in 3 parts: under the threshold, so one CopyObject
+    etag = put_multipart_source(cloud, "out/mp.jpg", data, 100 * 1024)
+    assert etag.endswith("-3")
+    cloud.job(JOB, ["out/mp.jpg"])
+    cloud.oss.log.clear()
+    dest_key = f"iproduction/{JOB}/mp.jpg"
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
+    assert [e["key"] for e in cloud.oss_log("CopyObject")] == [dest_key]
+    assert not cloud.oss_log("InitiateMultipartUpload", "UploadPartCopy")
+    heads = [e for e in cloud.oss_log("HeadObject") if e["bucket"] == DEST]
+    assert [e["key"] for e in heads] == [dest_key]  # the -N ETag says nothing of the bytes: checked by HEAD
+    assert cloud.oss_admin.read(DEST, dest_key) == data
+    assert cloud.manifest(JOB)["files"][0]["etag"] == etag
+    cloud.oss.log.clear()
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "already-committed"}
+    assert not cloud.oss_log("CopyObject")
+    # Without the manifest, the destination's CRC-64 proves the file intact: not copied again.
+    cloud.oss_admin.delete_object(DEST, f"iproduction/{JOB}/manifest.json")
+    cloud.oss.log.clear()
+    result = cloud.invoke(topic_json(JOB))
+    assert outcomes(result) == {JOB: "committed"}
+    line = next(line for line in result.json_logs() if line.get("event") == "job.outcome")
+    assert (line["copied"], line["skipped"]) == (0, 1)
+    assert not cloud.oss_log("CopyObject")
+    assert cloud.manifest(JOB)["files"][0]["etag"] == etag
+
+
+def test_a_multipart_etag_copy_without_crc_cannot_be_proven_and_is_copied_again(cloud: Cloud) -> None:
+    cloud.oss.knobs.configure({"settings": {"crc_on_copy": False}})
+    data = b"n" * (150 * 1024)
+    put_multipart_source(cloud, "out/mp.jpg", data, 100 * 1024)
+    cloud.job(JOB, ["out/mp.jpg"])
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
+    assert cloud.oss_admin.object(DEST, f"iproduction/{JOB}/mp.jpg")["crc64"] is None
+    cloud.oss_admin.delete_object(DEST, f"iproduction/{JOB}/manifest.json")
+    cloud.oss.log.clear()
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
+    assert len(cloud.oss_log("CopyObject")) == 1  # the README's Limits: copied again
+    assert cloud.oss_admin.read(DEST, f"iproduction/{JOB}/mp.jpg") == data
+
+
 def test_rerun_after_partial_copy_copies_nothing_twice_and_gives_the_same_manifest(cloud: Cloud) -> None:
     files = {f"out/frame-{i:03}.jpg": f"frame {i}".encode() * 100 for i in range(12)}
     files["out/movie.mp4"] = b"m" * (3 * MIB)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import oss2
 import pytest
 
-from tests.functional.harness import AK, DEST, JOB, SECRET, SOURCE, TOKEN, Cloud, outcomes, topic_json
+from localcloud.fc import FunctionInstance
+from localcloud.fc.context import Credentials
+from tests.functional.harness import AK, DEST, JOB, REGION, SECRET, SOURCE, TOKEN, Cloud, outcomes, timer, topic_json
 
 MIB = 1 << 20
 REMOTE = "sh-results"
@@ -102,3 +106,114 @@ def test_a_gzip_encoded_object_crosses_regions_as_stored(cloud: Cloud) -> None:
     head = oss2.Bucket(oss2.StsAuth(AK, SECRET, TOKEN), cloud.oss.url, DEST).head_object(key)
     assert (head.headers["Content-Encoding"], head.content_type) == ("gzip", "text/vtt")
     assert cloud.manifest(JOB)["files"][0]["transfer"] == "streamed"
+
+
+# -- an invocation killed mid-stream ------------------------------------------------------------------
+KIB = 1 << 10
+#: FC timeout of the function in the kill test (the sweep's "twice the timeout" follows from it).
+KILL_TIMEOUT = 4.0
+CUT = {"MULTIPART_THRESHOLD_BYTES": str(2 * MIB), "PART_SIZE_BYTES": str(2 * MIB), "COPY_CONCURRENCY": "4"}
+
+
+def pattern(seed: int, size: int) -> bytes:
+    """``size`` bytes that differ from file to file and from part to part."""
+    block = bytes((seed * 31 + i * 7) % 251 for i in range(4093))
+    return (block * (size // len(block) + 1))[:size]
+
+
+def instance(cloud: Cloud, *, timeout: float = KILL_TIMEOUT, isolated: bool = False, **env: str) -> FunctionInstance:
+    """Like ``cloud.function``, with the initializer under its own (long) limit: a cold process's
+    imports on a busy machine must not count against the short FC timeout under test."""
+    function = FunctionInstance(env={**cloud.env, **CUT, **env}, timeout=timeout, initialization_timeout=120,
+                                isolated=isolated, echo_logs=False, credentials=Credentials(AK, SECRET, TOKEN),
+                                region=REGION)
+    cloud._instances.append(function)  # closed (its process killed) with the cloud
+    return function
+
+
+def dest_key(source_key: str) -> str:
+    return f"iproduction/{JOB}/{source_key.split('/')[-1]}"
+
+
+def test_an_instance_killed_mid_stream_resumes_with_only_what_is_missing(cloud: Cloud) -> None:
+    """Issue 6: a time-out *mid-stream*. The first transfers of an instance have no speed estimate
+    (the cautious 50 MiB/s guess), so on a slow link the big ones start and FC kills the instance
+    while their bytes are in flight: a streamed PutObject and the parts of a multipart upload are cut.
+    The resumed run re-sends only those; the upload the killed instance could not abort is left to
+    the sweep, which aborts it once it is older than twice the function's timeout."""
+    small = {f"out/s-{i}.mp4": pattern(i, 16 * KIB) for i in range(3)}
+    cut = {"out/mid.mp4": pattern(7, MIB), "out/big.mp4": pattern(8, 6 * MIB)}  # one PUT; 4 parts of 1.5 MiB
+    files = {**small, **cut}
+    seed_remote(cloud, files)
+    cloud.oss.knobs.configure({"settings": {"bandwidth": 128 * KIB}})  # 0.125 s a small file, 8 s+ the big ones
+
+    first = instance(cloud, isolated=True).invoke(topic_json(JOB))
+    assert first.error_type == "FunctionTimeout"  # killed: no outcome reported, nothing cleaned up
+    cloud.oss.knobs.configure({"settings": {"bandwidth": None}})
+    log = cloud.oss_log()
+    sent = {e["key"] for e in log if e["op"] in ("PutObject", "UploadPart") and e["status"] == 200}
+    assert sent == {dest_key(k) for k in small}
+    cut_reads = [e for e in log if e["op"] == "GetObject" and e["key"] in cut]
+    assert {e["key"] for e in cut_reads} == set(cut)
+    assert all(e.get("bytes", 0) < len(cut[e["key"]]) for e in cut_reads)  # every read was cut short...
+    cut_sends = [e for e in log if e["op"] in ("PutObject", "UploadPart") and e["status"] != 200]
+    assert {(e["op"], e["key"]) for e in cut_sends} == {("PutObject", dest_key("out/mid.mp4")),
+                                                       ("UploadPart", dest_key("out/big.mp4"))}
+    assert all(e["status"] == 0 for e in cut_sends)  # ...and so was every upload fed by one
+    assert set(cloud.dest_objects(f"iproduction/{JOB}/")) == {dest_key(k) for k in small}
+    assert cloud.manifest(JOB) is None
+    [orphan] = cloud.oss_admin.uploads()
+    assert (orphan["key"], orphan["parts"]) == (dest_key("out/big.mp4"), [])
+
+    cloud.oss.log.clear()
+    resumed = instance(cloud).invoke(topic_json(JOB))
+    assert outcomes(resumed) == {JOB: "committed"}
+    [done] = [line for line in resumed.json_logs() if line.get("event") == "job.outcome"]
+    assert (done["copied"], done["skipped"]) == (2, 3)
+    log = cloud.oss_log()
+    assert {e["key"] for e in log if e["op"] == "GetObject" and e["bucket"] == REMOTE} == set(cut)
+    sent_again = {e["key"] for e in log if e["op"] in ("PutObject", "UploadPart")}
+    assert sent_again == {dest_key(k) for k in cut} | {dest_key("manifest.json")}
+    for key, data in files.items():
+        assert cloud.oss_admin.read(DEST, dest_key(key)) == data
+    assert cloud.manifest(JOB)["fileCount"] == 5
+    assert [u["upload_id"] for u in cloud.oss_admin.uploads()] == [orphan["upload_id"]]
+
+    # A sweep never aborts an upload a live invocation may still own (younger than twice the timeout)...
+    assert instance(cloud, timeout=60).invoke(timer()).ok
+    assert [u["upload_id"] for u in cloud.oss_admin.uploads()] == [orphan["upload_id"]]
+    # ...and aborts it once it is older than that.
+    time.sleep(max(0.0, orphan["initiated"] + 2 * KILL_TIMEOUT + 1.5 - time.time()))
+    swept = instance(cloud).invoke(timer())
+    assert swept.ok
+    assert [line["uploads"] for line in swept.json_logs() if line.get("event") == "sweep.uploads_aborted"] == [1]
+    assert cloud.oss_admin.uploads() == []
+    assert [(e["op"], e["key"]) for e in cloud.oss_log("AbortMultipartUpload")] == [
+        ("AbortMultipartUpload", dest_key("out/big.mp4"))]
+
+
+def test_a_budget_spent_mid_stream_stops_the_stream_and_reports(cloud: Cloud) -> None:
+    """In the instance's own time, a stream that outlives the budget (started on the cautious first
+    guess of the speed) stops at its next chunk: its upload is aborted and the job reported ``error``
+    within the reserve, before FC would kill the instance; the retry then delivers everything."""
+    files = {"out/one.mp4": pattern(1, 12 * MIB), "out/big.mp4": pattern(2, 32 * MIB)}  # a PUT; parts
+    seed_remote(cloud, files)
+    cloud.oss.knobs.configure({"settings": {"bandwidth": 2 * MIB}})  # 6 s for one.mp4, 4 s a part
+    big_parts = {"MULTIPART_THRESHOLD_BYTES": str(16 * MIB), "PART_SIZE_BYTES": str(16 * MIB)}
+    started = time.monotonic()
+    first = instance(cloud, **big_parts).invoke(topic_json(JOB))
+    assert first.error_type == "UnhandledInvocationError" and first.exception_type == "InvocationFailedError"
+    assert time.monotonic() - started < KILL_TIMEOUT + 1  # not killed at the timeout: it stopped itself
+    [report] = first.body["jobs"] if isinstance(first.body, dict) and "jobs" in first.body else [
+        line for line in first.json_logs() if line.get("event") == "job.outcome"]
+    assert report["outcome"] == "error" and "mid-stream" in report["reason"]
+    assert cloud.manifest(JOB) is None
+    assert not cloud.dest_objects(f"iproduction/{JOB}/")  # no half-written object
+    assert cloud.oss_admin.uploads() == []  # the multipart upload was aborted
+    assert [e["status"] for e in cloud.oss_log("AbortMultipartUpload")] == [204]
+
+    cloud.oss.knobs.configure({"settings": {"bandwidth": None}})
+    assert outcomes(instance(cloud, **big_parts).invoke(topic_json(JOB))) == {JOB: "committed"}
+    dest = oss2.Bucket(oss2.StsAuth(AK, SECRET, TOKEN), cloud.oss.url, DEST)
+    for key, data in files.items():
+        assert dest.get_object(dest_key(key)).read() == data

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -227,14 +229,14 @@ def test_transports_and_formats(seeded: MpsEmulator) -> None:
 
 # -- throttling, stats, faults ----------------------------------------------------------------
 def test_qps_throttling_and_stats(seeded: MpsEmulator, mps_admin: MpsAdmin) -> None:
-    mps_admin.settings(qps=5, retry_after=2)
+    mps_admin.settings(qps=5, retry_after=2000)
     with client(seeded) as mps:
         answers = [mps.request("QueryIProductionJob", {"JobId": JOB}) for _ in range(12)]
         throttled = [r for r in answers if r.status_code != 200]
         assert sum(r.status_code == 200 for r in answers) == 5 and len(throttled) == 7
         assert all(r.json()["Code"] == "Throttling" for r in throttled)
         assert throttled[0].json()["Message"] == "Request was denied due to request throttling."
-        assert throttled[0].headers["x-acs-retry-after"] == "2"
+        assert throttled[0].headers["x-acs-retry-after"] == "2000"
         stats = mps_admin.stats()
         assert stats["throttled"] == 7 and stats["accepted"] == {"QueryIProductionJob": 5}
         assert stats["max_accepted_per_second"] <= 5 and stats["max_calls_per_second"] == 12
@@ -253,13 +255,13 @@ def test_max_in_window() -> None:
 def test_faults_and_log(seeded: MpsEmulator, mps_admin: MpsAdmin) -> None:
     mps_admin.faults({"op": "QueryIProductionJob", "sequence": ["503", "500", "throttle_user", "throttle", None,
                                                                 "reset"]})
-    mps_admin.settings(retry_after=1)
+    mps_admin.settings(retry_after=1000)
     with client(seeded) as mps:
         got = [mps.request("QueryIProductionJob", {"JobId": JOB}) for _ in range(5)]
         assert [(r.status_code, r.json().get("Code")) for r in got] == [
             (503, "ServiceUnavailable"), (500, "InternalError"), (400, "Throttling.User"), (400, "Throttling"),
             (200, None)]
-        assert got[2].headers["x-acs-retry-after"] == "1"
+        assert got[2].headers["x-acs-retry-after"] == "1000"
         with pytest.raises(httpx.TransportError):
             mps.request("QueryIProductionJob", {"JobId": JOB})
         assert mps.request("QueryIProductionJob", {"JobId": JOB}).status_code == 200
@@ -268,6 +270,36 @@ def test_faults_and_log(seeded: MpsEmulator, mps_admin: MpsAdmin) -> None:
     assert log[0]["code"] == "ServiceUnavailable" and log[0]["status"] == 503
     assert all(entry["job_id"] == JOB and entry["signature"] == "v3" for entry in log)
     assert mps_admin.stats()["throttled"] == 2
+
+
+def test_latency_knob(seeded: MpsEmulator, mps_admin: MpsAdmin) -> None:
+    """``latency`` delays every answer by at least that much (a correctness bound, not a speed test)."""
+    mps_admin.knobs(latency=0.2)
+    assert mps_admin.knobs()["latency"] == 0.2
+    with client(seeded) as mps:
+        started = time.monotonic()
+        assert mps.query_job(JOB)["JobId"] == JOB
+        assert time.monotonic() - started >= 0.2
+    assert seeded.log.entries()[-1]["duration"] >= 0.2
+    with MpsEmulator(latency=0.2) as slow, client(slow) as mps:
+        started = time.monotonic()
+        assert mps.request("QueryIProductionJob", {"JobId": JOB}).status_code == 200
+        assert time.monotonic() - started >= 0.2
+
+
+def test_slow_fault_past_the_client_timeout(seeded: MpsEmulator, mps_admin: MpsAdmin) -> None:
+    """A ``slow`` answer held back longer than the client's read timeout makes httpx time out; held back
+    less, it is the normal answer, late; the next call is not slowed."""
+    mps_admin.faults({"op": "QueryIProductionJob", "sequence": ["slow", "slow"], "seconds": 0.6})
+    with client(seeded, timeout=0.2) as mps, pytest.raises(httpx.ReadTimeout):
+        mps.request("QueryIProductionJob", {"JobId": JOB})
+    with client(seeded, timeout=5) as mps:
+        started = time.monotonic()
+        assert mps.query_job(JOB)["JobId"] == JOB
+        assert time.monotonic() - started >= 0.6
+        assert mps.query_job(JOB)["JobId"] == JOB
+    assert [entry.get("fault") for entry in mps_admin.log() if entry["op"] != "admin"] == ["slow", "slow", None]
+    assert mps_admin.knobs()["injected"] == {"slow": 2}
 
 
 # -- the official SDK -------------------------------------------------------------------------
@@ -298,17 +330,19 @@ def test_official_sdk(seeded: MpsEmulator, algorithm: str | None) -> None:
 
 def test_official_sdk_sts_and_throttling() -> None:
     with MpsEmulator(access_key_id="STS.sdk", access_key_secret="s", security_token="tok/+=", qps=1,
-                     retry_after=3) as emulator:
+                     retry_after=3000) as emulator:
         emulator.seed(SEED)
         api = sdk(emulator, security_token="tok/+=")
         assert api.query_iproduction_job(mts_models.QueryIProductionJobRequest(job_id=JOB)).body.job_id == JOB
         with pytest.raises(ThrottlingException) as throttled:
             api.query_iproduction_job(mts_models.QueryIProductionJobRequest(job_id=JOB))
-        assert throttled.value.code == "Throttling" and throttled.value.retry_after == 3
+        assert throttled.value.code == "Throttling" and throttled.value.retry_after == 3000  # the SDK waits 3000 ms
 
 
 # -- the command line -------------------------------------------------------------------------
-def test_command_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_command_line(stop: signal.Signals) -> None:
+    """Starts with one command, serves, and on SIGTERM or Ctrl-C exits 0 with its port closed."""
     process = subprocess.Popen(
         [sys.executable, "-m", "localcloud.mps", "--port", "0", "--access-key-id", "cli-id",
          "--access-key-secret", "cli-secret", "--seed", str(REPO / "events" / "seed.json"), "--qps", "50"],
@@ -316,15 +350,23 @@ def test_command_line(tmp_path: Path) -> None:
     try:
         assert process.stderr is not None
         lines = [process.stderr.readline(), process.stderr.readline()]
+        assert lines[0].startswith("seeded 1 job(s)")
         url = lines[1].split()[3]
+        port = int(url.rsplit(":", 1)[1])
         with MpsClient(url, "cli-id", "cli-secret") as mps:
             assert mps.query_job(JOB)["State"] == "Analysing"
         admin = MpsAdmin(url)
         assert admin.settings()["qps"] == 50
         admin.close()
+        process.send_signal(stop)
+        assert process.wait(timeout=10) == 0
+        assert "Traceback" not in process.stderr.read()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
 
 
 def test_emulator_bug_gives_internal_error(seeded: MpsEmulator, monkeypatch: pytest.MonkeyPatch) -> None:

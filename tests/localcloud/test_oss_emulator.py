@@ -133,6 +133,12 @@ def test_delete_and_missing(oss_emulator: OssEmulator) -> None:
     with pytest.raises(NoSuchKey) as info:
         b.get_object("k")
     assert info.value.details["Key"] == "k" and info.value.request_id
+    assert info.value.details["HostId"] == "src-bucket.oss-cn-hangzhou.aliyuncs.com"
+    body = raw_get(oss_emulator, "/src-bucket/k")
+    assert body.status_code == 404 and body.headers["content-type"].startswith("application/xml")
+    error = ElementTree.fromstring(body.content)
+    assert [child.tag for child in error][:4] == ["Code", "Message", "RequestId", "HostId"]
+    assert error.findtext("HostId") == "src-bucket.oss-cn-hangzhou.aliyuncs.com"
     with pytest.raises(NoSuchKey):
         b.head_object("k")  # HEAD: the error comes base64 in x-oss-err
     assert not b.object_exists("k")
@@ -153,6 +159,7 @@ def test_head_404_carries_x_oss_err(oss_emulator: OssEmulator) -> None:
     assert response.headers["Content-Length"] == "0"
     error = ElementTree.fromstring(base64.b64decode(response.headers["x-oss-err"]))
     assert error.findtext("Code") == "NoSuchKey" and error.findtext("RequestId")
+    assert error.findtext("HostId") == "src-bucket.oss-cn-hangzhou.aliyuncs.com"
 
 
 @pytest.mark.parametrize("auth_version", ["v1", "v4"])
@@ -476,6 +483,28 @@ def test_crc_on_copy(oss_emulator: OssEmulator, oss_admin: OssAdmin, crc_on_copy
     assert b.head_object("s").server_crc == crc_of(body)
 
 
+def test_corrupt_copy_stores_a_flipped_byte_under_its_own_etag(oss_emulator: OssEmulator,
+                                                              oss_admin: OssAdmin) -> None:
+    b = bucket(oss_emulator)
+    body = os.urandom(300 * KIB)
+    source_etag = b.put_object("s", body).etag
+    oss_admin.knobs(faults=[{"op": "CopyObject", "kind": "corrupt", "times": 1}])
+    wrong = b.copy_object("src-bucket", "s", "wrong")
+    stored = b.get_object("wrong").read()
+    assert len(stored) == len(body) and sum(x != y for x, y in zip(stored, body, strict=True)) == 1
+    assert wrong.etag == hashlib.md5(stored).hexdigest().upper() != source_etag
+    head = b.head_object("wrong")
+    assert (head.etag, head.server_crc) == (wrong.etag, crc_of(stored))
+    assert b.copy_object("src-bucket", "s", "right").etag == source_etag  # times: 1
+    assert b.get_object("right").read() == body
+    oss_admin.put_object("src-bucket", "big", synthetic=(100 * MIB, 3))
+    oss_admin.knobs(faults=[{"op": "CopyObject", "kind": "corrupt", "times": 1}])
+    big = b.copy_object("src-bucket", "big", "big-wrong")  # a pseudo-MD5 above 64 MiB, a real CRC
+    assert big.etag != oss_admin.object("src-bucket", "big")["etag"]
+    assert oss_admin.object("src-bucket", "big-wrong")["crc64"] != oss_admin.object("src-bucket", "big")["crc64"]
+    assert oss_admin.knobs()["injected"] == {"corrupt": 2}
+
+
 # -- signatures -------------------------------------------------------------------------------------
 
 def test_signatures_verified(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
@@ -560,6 +589,24 @@ def test_fault_injection(oss_emulator: OssEmulator, oss_admin: OssAdmin, tmp_pat
     assert b.get_object("k").read() == body
     assert oss_admin.knobs()["injected"] == {"503": 2, "500": 1, "throttle": 1, "reset": 1, "corrupt": 2,
                                              "reset_body": 1}
+
+
+def test_slow_fault(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
+    """``slow`` holds the answer back ``seconds``: past oss2's timeout it is a RequestError (a read
+    timeout), within it the normal answer, late; then requests are prompt again."""
+    b = bucket(oss_emulator)
+    b.put_object("k", b"body")
+    oss_admin.knobs(faults=[{"op": "GetObject", "kind": "slow", "seconds": 0.6, "times": 2}])
+    with pytest.raises(RequestError) as timed_out:
+        bucket(oss_emulator, connect_timeout=0.2).get_object("k")
+    assert isinstance(timed_out.value.exception, requests.exceptions.ReadTimeout)
+    started = time.monotonic()
+    assert b.get_object("k").read() == b"body"
+    assert time.monotonic() - started >= 0.6
+    assert b.get_object("k").read() == b"body"
+    got = [entry for entry in oss_admin.log() if entry["op"] == "GetObject"]
+    assert [entry.get("fault") for entry in got] == ["slow", "slow", None]
+    assert oss_admin.knobs()["injected"] == {"slow": 2}
 
 
 def test_copy_rate_and_bandwidth_delay(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
@@ -695,3 +742,45 @@ def test_cli_starts_and_stops(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=1):
+        pass
+
+
+# -- V4 signing region ------------------------------------------------------------------------------
+
+def test_v4_signing_region_must_be_the_buckets(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
+    """Real OSS refuses a V4 credential scope naming another region than the bucket's (EC 0002-00000228)."""
+    from oss2.credentials import StaticCredentialsProvider
+
+    oss_admin.knobs(settings={"access_key_id": "ak", "access_key_secret": "sk"})
+    oss_admin.create_bucket("east-bucket", "cn-hangzhou")
+    oss_admin.put_object("east-bucket", "k", b"v")
+    for auth in (oss2.AuthV4("ak", "sk"), oss2.ProviderAuthV4(StaticCredentialsProvider("ak", "sk"))):
+        right = bucket(oss_emulator, "east-bucket", auth=auth, region="cn-hangzhou")
+        assert right.get_object("k").read() == b"v"
+        assert right.put_object("k2", b"w").status == 200
+        wrong = bucket(oss_emulator, "east-bucket", auth=auth, region="cn-shanghai")
+        with pytest.raises(SignatureDoesNotMatch) as info:
+            wrong.get_object("k")
+        assert info.value.status == 403
+        assert "cn-shanghai" in info.value.message and "cn-hangzhou" in info.value.message
+        assert info.value.details["EC"] == "0002-00000228"
+        with pytest.raises(SignatureDoesNotMatch):
+            wrong.head_object("k")  # the error travels base64 in x-oss-err
+        with pytest.raises(SignatureDoesNotMatch):
+            wrong.put_object("k3", b"x")
+    assert oss_admin.object("east-bucket", "k3") is None
+    refused = [e for e in oss_emulator.log.entries() if e.get("error") == "SignatureDoesNotMatch"]
+    assert len(refused) == 6 and {e["status"] for e in refused} == {403}
+    # V1 carries no region; a bucket a V4 request creates takes its region, then holds others to it.
+    assert bucket(oss_emulator, "east-bucket", auth=oss2.Auth("ak", "sk")).get_object("k").read() == b"v"
+    bucket(oss_emulator, "north-bucket", auth=oss2.AuthV4("ak", "sk"), region="cn-beijing").put_object("k", b"v")
+    with pytest.raises(SignatureDoesNotMatch):
+        bucket(oss_emulator, "north-bucket", auth=oss2.AuthV4("ak", "sk"), region="cn-hangzhou").get_object("k")
+
+
+def test_v4_signing_region_unchecked_without_credentials(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
+    oss_admin.create_bucket("east-bucket", "cn-hangzhou")
+    oss_admin.put_object("east-bucket", "k", b"v")
+    wrong = bucket(oss_emulator, "east-bucket", auth=oss2.AuthV4("any", "thing"), region="cn-shanghai")
+    assert wrong.get_object("k").read() == b"v"

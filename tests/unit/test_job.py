@@ -77,9 +77,16 @@ def test_user_data_kept_as_returned() -> None:
 
 def test_state_machine() -> None:
     assert next_action("Success") is Action.COPY
+    assert next_action(" Success\n") is Action.COPY
     assert next_action("Fail") is Action.FAIL
     for state in ("Queuing", "Analysing", "Processing", "Succes", ""):
         assert next_action(state) is Action.WAIT
+
+
+@pytest.mark.parametrize("state", ["SUCCESS", "success", "Failed", "fail", "FAIL", "queuing"])
+def test_state_machine_is_case_sensitive(state: str) -> None:
+    """Only the documented spellings act: any other is an unknown state, kept pending (and logged)."""
+    assert next_action(state) is Action.WAIT
 
 
 def test_unknown_or_other_job_type_is_rejected() -> None:
