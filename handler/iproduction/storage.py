@@ -22,6 +22,7 @@ from .config import Settings
 from .crc64 import crc64
 from .credentials import CredentialsSource
 from .errors import CollectorError, CredentialsError, RejectedError, TransientError
+from .ossauth import SigningAuth
 from .transport import LeanSession
 
 T = TypeVar("T")
@@ -128,7 +129,7 @@ class Storage:
         self.policy = policy or retry.RetryPolicy()
         pool = settings.copy_concurrency + 2 * settings.job_concurrency + 8
         self.session = LeanSession(pool_size=pool)
-        self.auth = oss2.ProviderAuthV4(credentials)
+        self.auth = SigningAuth(credentials)
         self._buckets: dict[tuple[str, str], oss2.Bucket] = {}
         self._lock = threading.Lock()
 
