@@ -19,8 +19,15 @@ FINDINGS = [
                 "is now `rejected` (\"Result is not a JSON object\")."),
     ("f12687a, 2ff4f5c", "The MPS rate cap let `MPS_MAX_QPS` calls go at once each time its window moved; the "
                          "bursts spread on the way and MPS saw up to 82 calls in one second at a cap of 50 (and "
-                         "throttled them). Calls are now paced evenly, with 0.2 s of jitter margin, each waiting "
-                         "thread woken once for its own slot (a thundering herd of waiters still let 51 through)."),
+                         "throttled them). Calls were then paced evenly with 0.2 s of margin, each waiting thread "
+                         "woken once for its own slot."),
+    ("9523250", "The pacing still let 51–53 calls a second through in 3 of 4 sweeps of a cold instance: the MPS "
+                "connection pool (and its TLS context) was built on first use *after* the rate-cap slot was "
+                "taken, so the first calls of a sweep reached MPS a quarter of a second late, bunched. The pool "
+                "now comes first."),
+    ("c07944f", "No margin can bound delivery jitter on a busy machine, so the cap is now exact as MPS counts: a "
+                "call holds its slot until its answer is in, then for one window (MPS saw it in between). The "
+                "drill's sweeps reach the cap and never pass it, without pacing."),
 ]
 
 

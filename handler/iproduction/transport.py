@@ -25,8 +25,10 @@ from urllib.parse import urlencode, urlsplit
 import oss2
 from oss2 import exceptions as oss_errors
 
-#: Bytes read from a request body per send (and the socket buffer of answers).
+#: Bytes read from a request body per send, and asked of an answer's body per read.
 CHUNK = 256 * 1024
+#: The read buffer of a connection (a body read bigger than this goes straight into its bytes).
+BUFFER = 64 * 1024
 #: Request bodies up to this size go out in the same send as the headers.
 INLINE_BODY = 64 * 1024
 MAX_LINE = 65536
@@ -153,7 +155,7 @@ class Connection:
             sock.close()
             raise
         self.sock = sock
-        self.file = sock.makefile("rb", buffering=CHUNK)
+        self.file = sock.makefile("rb", buffering=BUFFER)
         self.reused = False
 
     def dropped(self) -> bool:
