@@ -18,7 +18,7 @@ import select
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -55,12 +55,12 @@ class ProtocolError(OSError):
     """The server's answer is not HTTP/1.x as expected (or ended early)."""
 
 
-def proxy_configured(environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
+def proxy_configured(environ: Mapping[str, str] | None = None) -> bool:
     names = {name.lower() for name, value in (environ if environ is not None else os.environ).items() if value}
     return any(name in names for name in PROXY_VARIABLES)
 
 
-def ca_settings(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+def ca_settings(environ: Mapping[str, str] | None = None) -> str:
     """The CA bundle requests would use: ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, else certifi's."""
     env = environ if environ is not None else os.environ
     found = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
@@ -156,7 +156,6 @@ class Connection:
             raise
         self.sock = sock
         self.file = sock.makefile("rb", buffering=BUFFER)
-        self.reused = False
 
     def dropped(self) -> bool:
         """True if the server closed the idle connection (or sent something unasked)."""
@@ -203,7 +202,6 @@ class Pool:
                 conn.close()
                 continue
             conn.sock.settimeout(timeout)
-            conn.reused = True
             return conn
 
     def put(self, conn: Connection) -> None:
@@ -232,7 +230,7 @@ class LeanResponse:
         while True:
             version, status, _reason = self._status_line(file.readline(MAX_LINE + 1))
             headers = self._headers(file)
-            if status != 100 and not 100 < status < 200:
+            if not 100 <= status < 200:  # interim answers (100 Continue) are skipped
                 break
         self.status_code = status
         self.headers = headers
@@ -447,7 +445,7 @@ class Answer:
 class LeanSession(oss2.Session):
     """``oss2.Session`` on :class:`Transport`; requests only when a proxy is configured."""
 
-    def __init__(self, pool_size: int, environ: dict[str, str] | os._Environ[str] | None = None) -> None:
+    def __init__(self, pool_size: int, environ: Mapping[str, str] | None = None) -> None:
         super().__init__(pool_size=pool_size)
         env = environ if environ is not None else os.environ
         self.transport: Transport | None = None
