@@ -55,7 +55,9 @@ def step(started: float, text: str) -> None:
 def run(cloud: Cloud, sizes: Sizes, parts: set[str], plot: Path, started: float) -> tuple[
         list[Scenario], dict, str | None, float]:
     cloud.seed_objects(SOURCE, [(f"calibration/{i}", 1000) for i in range(8)])
-    per_request = baselines.oss2_cpu_per_request(cloud, [f"calibration/{i}" for i in range(8)])
+    calibration = [f"calibration/{i}" for i in range(8)]
+    stock = baselines.cpu_per_request(cloud, calibration, lean=False)
+    per_request = baselines.cpu_per_request(cloud, calibration, lean=True)
     scenarios: list[Scenario] = []
     sweeps: dict = {}
     plotted = None
@@ -83,7 +85,7 @@ def run(cloud: Cloud, sizes: Sizes, parts: set[str], plot: Path, started: float)
         step(started, "tuning sweeps")
         sweeps = tuning.sweeps(cloud, sizes)
     order = "123456X"
-    return sorted(scenarios, key=lambda s: order.index(s.key)), sweeps, plotted, per_request
+    return sorted(scenarios, key=lambda s: order.index(s.key)), sweeps, plotted, (stock, per_request)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,13 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             handler = f"handler/ as committed at {args.commit} ({revision(args.commit)})"
         with Cloud(latency=sizes.latency, copy_rate=sizes.copy_rate, code_root=code_root) as cloud:
             defaults = load_settings(cloud.env())
-            scenarios, sweeps, plotted, per_request = run(cloud, sizes, parts, plot.resolve(), started)
+            scenarios, sweeps, plotted, (stock, per_request) = run(cloud, sizes, parts, plot.resolve(), started)
     setup = {"size": sizes.name, "latency": f"{sizes.latency * 1000:g} ms per request (OSS and MPS)",
              "copy rate": f"{size(sizes.copy_rate)}/s per copy request",
              "defaults": f"COPY_CONCURRENCY={defaults.copy_concurrency}, PART_SIZE_BYTES={size(defaults.part_size)}, "
                          f"MULTIPART_THRESHOLD_BYTES={size(defaults.multipart_threshold)}, "
                          f"JOB_CONCURRENCY={defaults.job_concurrency}",
-             "oss2 CPU per request": f"{per_request * 1000:.2f} ms (one thread, no wait)",
+             "CPU per OSS request (one thread, no wait)": f"{per_request * 1000:.2f} ms the function's stack (oss2 on "
+                                                          f"its own transport and signer), {stock * 1000:.2f} ms "
+                                                          "oss2 as shipped (on requests)",
              "handler": handler,
              "processes": "OSS emulator, MPS emulator, function (isolated FC instance), bench + baselines: one each",
              "runtime": f"{time.monotonic() - started:.0f} s"}

@@ -2,6 +2,8 @@
 
 * ``sequential``: HEAD + CopyObject per file in a loop, as the public FC samples copy objects.
 * ``parallel``: the same per file, three files at a time (ossutil ``cp``'s default ``--jobs 3``).
+* ``bare``: the same per file on ``COPY_CONCURRENCY`` threads and the function's own OSS stack, with
+  none of the function around it: the best this machine's client side can do.
 * ``copier``: the alibabacloud-oss-v2 Copier's defaults (reference oss.md §4) implemented with
   oss2: HEAD; CopyObject up to 200 MiB; else InitiateMultipartUpload with the source's headers,
   64 MiB parts (grown below 10,000 parts) on 3 threads, Complete, then a HEAD to compare CRC-64.
@@ -31,11 +33,18 @@ CARRIED = ("content-type", "content-encoding", "content-disposition", "cache-con
 class Client:
     """oss2 buckets for the baselines (V4 signing, like the function; a pool per thread count)."""
 
-    def __init__(self, cloud: Cloud, threads: int = 1, *, settled: bool = False) -> None:
-        session = oss2.Session(pool_size=max(threads, 1) + 2)
-        if settled:  # what the function does to its session (iproduction.storage.settle_environment)
-            session.session.trust_env = False
-        auth = oss2.ProviderAuthV4(StaticCredentialsProvider(AK, SECRET))
+    def __init__(self, cloud: Cloud, threads: int = 1, *, lean: bool = False) -> None:
+        session: oss2.Session
+        auth: oss2.ProviderAuthV4
+        if lean:  # the function's own stack: oss2 on its transport and signer
+            from iproduction.ossauth import SigningAuth
+            from iproduction.transport import LeanSession
+
+            session = LeanSession(max(threads, 1) + 2)
+            auth = SigningAuth(StaticCredentialsProvider(AK, SECRET))
+        else:
+            session = oss2.Session(pool_size=max(threads, 1) + 2)
+            auth = oss2.ProviderAuthV4(StaticCredentialsProvider(AK, SECRET))
         self.source = oss2.Bucket(auth, cloud.oss.url, SOURCE, session=session, region=REGION)
         self.dest = oss2.Bucket(auth, cloud.oss.url, DEST, session=session, region=REGION)
 
@@ -61,6 +70,23 @@ def parallel(cloud: Cloud, keys: list[str], prefix: str, jobs: int = OSSUTIL_JOB
         cloud.clear_logs()
         started = time.perf_counter()
         list(pool.map(lambda key: client.copy_file(key, prefix + key.rsplit("/", 1)[-1]), keys))
+        return time.perf_counter() - started
+
+
+def bare(cloud: Cloud, keys: list[str], prefix: str, threads: int) -> float:
+    """The function's requests without the function: HEAD + CopyObject per file on ``threads`` threads,
+    on the function's own OSS stack. What the client side of this machine can do at best."""
+    client = Client(cloud, threads, lean=True)
+
+    def copy(key: str) -> None:
+        client.source.head_object(key)
+        client.dest.copy_object(SOURCE, key, prefix + key.rsplit("/", 1)[-1]).resp.read()
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda key: client.source.head_object(key), keys[:threads]))
+        cloud.clear_logs()
+        started = time.perf_counter()
+        list(pool.map(copy, keys))
         return time.perf_counter() - started
 
 
@@ -95,10 +121,10 @@ def copier(cloud: Cloud, key: str, dest_key: str, part_size: int = COPIER_PART_S
     return time.perf_counter() - started
 
 
-def oss2_cpu_per_request(cloud: Cloud, keys: list[str], rounds: int = 200, tries: int = 3) -> float:
-    """CPU seconds oss2 spends per HEAD (one thread, no waiting, the function's session settings;
-    best of ``tries``): the least CPU any oss2 client needs per request on this machine."""
-    client = Client(cloud, settled=True)
+def cpu_per_request(cloud: Cloud, keys: list[str], *, lean: bool, rounds: int = 200, tries: int = 3) -> float:
+    """CPU seconds per HEAD (one thread, no waiting, best of ``tries``) of oss2 as shipped (on
+    requests), or of the function's stack (``lean``: oss2 on its own transport and signer)."""
+    client = Client(cloud, lean=lean)
     latency = cloud.latency
     cloud.configure(latency=0.0)
     try:

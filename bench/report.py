@@ -92,11 +92,12 @@ def scaling_plot(points: list[dict[str, Any]], path: Path, what: str, cpu_per_re
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     for key, label, style in (("sequential", "sequential (HEAD + CopyObject loop)", "s-"),
                               ("parallel", "3-way parallel (ossutil --jobs 3)", "^-"),
+                              ("bare", "bare requests on the function's OSS stack (same C)", "x-"),
                               ("ours", f"ours (COPY_CONCURRENCY={points[0]['concurrency']})", "o-"),
                               ("floor", "floor: (3 + 2·⌈files/C⌉) × latency", "k--")):
         axes.plot(files, [p[key] for p in points], style, label=label)
     axes.plot(files, [p["ours_requests"] * cpu_per_request for p in points], ":", color="grey",
-              label=f"oss2 CPU alone: requests × {cpu_per_request * 1000:.2f} ms (one core)")
+              label=f"OSS client CPU alone: requests × {cpu_per_request * 1000:.2f} ms (one core)")
     axes.set_xscale("log", base=2)
     axes.set_yscale("log")
     axes.set_xticks(files, [str(n) for n in files])
