@@ -135,8 +135,8 @@ class Storage:
 
     def bucket(self, name: str, region: str | None = None) -> oss2.Bucket:
         """A bucket client (cached). oss2's own CRC checks are off: they build a CRC table in Python
-        for every GET and PUT (a tenth of the CPU of a small request); the callers check the CRC-64
-        of what they send and read with :func:`crc64` instead (see :func:`put_checked`)."""
+        for every GET and PUT; the callers check the CRC-64 of what they send and read with
+        :func:`crc64` instead (see :func:`put_checked`)."""
         region = region or self.settings.dest_region
         with self._lock:
             bucket = self._buckets.get((name, region))
