@@ -450,7 +450,7 @@ class LeanSession(oss2.Session):
         env = environ if environ is not None else os.environ
         self.transport: Transport | None = None
         if not proxy_configured(env):
-            self.transport = Transport(pool_size, env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE"))
+            self.transport = Transport(pool_size, ca_settings(env))
 
     def do_request(self, req: oss2.http.Request, timeout: Any) -> Any:
         if self.transport is None or req.proxies:

@@ -108,8 +108,10 @@ class Cloud:
         self.mps_admin.close()
 
     # -- the function -------------------------------------------------------------------------------
-    def function(self, *, timeout: float = 60, isolated: bool = False, **env: str) -> FunctionInstance:
+    def function(self, *, timeout: float = 60, isolated: bool = False, initialization_timeout: float | None = None,
+                 **env: str) -> FunctionInstance:
         instance = FunctionInstance(env={**self.env, **env}, timeout=timeout, isolated=isolated, echo_logs=False,
+                                    initialization_timeout=initialization_timeout,
                                     credentials=Credentials(AK, SECRET, TOKEN), region=REGION)
         self._instances.append(instance)
         return instance

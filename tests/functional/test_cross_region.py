@@ -8,8 +8,7 @@ import oss2
 import pytest
 
 from localcloud.fc import FunctionInstance
-from localcloud.fc.context import Credentials
-from tests.functional.harness import AK, DEST, JOB, REGION, SECRET, SOURCE, TOKEN, Cloud, outcomes, timer, topic_json
+from tests.functional.harness import AK, DEST, JOB, SECRET, SOURCE, TOKEN, Cloud, outcomes, timer, topic_json
 
 MIB = 1 << 20
 REMOTE = "sh-results"
@@ -122,13 +121,9 @@ def pattern(seed: int, size: int) -> bytes:
 
 
 def instance(cloud: Cloud, *, timeout: float = KILL_TIMEOUT, isolated: bool = False, **env: str) -> FunctionInstance:
-    """Like ``cloud.function``, with the initializer under its own (long) limit: a cold process's
-    imports on a busy machine must not count against the short FC timeout under test."""
-    function = FunctionInstance(env={**cloud.env, **CUT, **env}, timeout=timeout, initialization_timeout=120,
-                                isolated=isolated, echo_logs=False, credentials=Credentials(AK, SECRET, TOKEN),
-                                region=REGION)
-    cloud._instances.append(function)  # closed (its process killed) with the cloud
-    return function
+    """``cloud.function`` with the initializer under its own (long) limit: a cold process's imports on a
+    busy machine must not count against the short FC timeout under test."""
+    return cloud.function(timeout=timeout, isolated=isolated, initialization_timeout=120, **{**CUT, **env})
 
 
 def dest_key(source_key: str) -> str:
