@@ -62,7 +62,8 @@ def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:
                     pool_size=settings.job_concurrency)
     storage = Storage(settings, credentials)
     copy_pool = ThreadPoolExecutor(settings.copy_concurrency, thread_name_prefix="copy")
-    lookups = ThreadPoolExecutor(settings.job_concurrency, thread_name_prefix="lookup")
+    # Two lookups per job in flight: the destination listing and the pending record.
+    lookups = ThreadPoolExecutor(2 * settings.job_concurrency, thread_name_prefix="lookup")
     registry = PendingRegistry(storage, settings)
     processor = JobProcessor(settings, storage, mps, CopyEngine(storage, settings, copy_pool), registry,
                              lookups)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -150,22 +151,32 @@ class MPSClient:
                 self._client.close()
                 self._client = None
 
-    def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None) -> dict[str, Any]:
-        """One RPC action with retries; returns the decoded JSON answer."""
-        return retry.call(lambda: self._attempt(action, params, deadline), classify,
+    def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None,
+             skip_if: Callable[[], bool] | None = None) -> dict[str, Any] | None:
+        """One RPC action with retries; returns the decoded JSON answer. ``skip_if`` is asked once a
+        rate-cap slot is held, before each try: True gives the slot back unused and returns None."""
+        return retry.call(lambda: self._attempt(action, params, deadline, skip_if), classify,
                           deadline=deadline, policy=self._policy, stats=self.stats)
 
-    def query_iproduction_job(self, job_id: str, deadline: Deadline | None = None) -> QueryJobAnswer:
+    def query_iproduction_job(self, job_id: str, deadline: Deadline | None = None,
+                              skip_if: Callable[[], bool] | None = None) -> QueryJobAnswer | None:
+        """The job's answer; None if ``skip_if`` said so before the call went out (see :meth:`call`)."""
         from .models import QueryJobAnswer
 
-        return QueryJobAnswer.model_validate(self.call("QueryIProductionJob", {"JobId": job_id}, deadline))
+        body = self.call("QueryIProductionJob", {"JobId": job_id}, deadline, skip_if)
+        return None if body is None else QueryJobAnswer.model_validate(body)
 
-    def _attempt(self, action: str, params: dict[str, str], deadline: Deadline | None) -> dict[str, Any]:
+    def _attempt(self, action: str, params: dict[str, str], deadline: Deadline | None,
+                 skip_if: Callable[[], bool] | None) -> dict[str, Any] | None:
         # The pool first: built on first use, it would otherwise delay the first calls past their slots
         # (the drills saw the calls of a cold instance's first sweep land 0.25 s late, bunched).
         http = self._http
         # The slot is held until the answer is in: MPS saw the call somewhere in between.
-        with self._limiter.slot(deadline):
+        self._limiter.acquire(deadline)
+        sent = False
+        try:
+            if skip_if is not None and skip_if():
+                return None
             creds = self._credentials.get()  # fresh nonce, timestamp and credentials on every try
             if self._signature == "v2":
                 query, headers = signing.v2_query(action, VERSION, params, creds), {}
@@ -175,6 +186,7 @@ class MPSClient:
             timeout = None
             if deadline is not None:
                 timeout = max(0.1, min(self._timeout, deadline.remaining()))
+            sent = True
             try:
                 # The query is encoded exactly as it was signed (RFC 3986), not by httpx's rules.
                 response = http.post(f"{self._endpoint}/?{signing.canonical_query(query)}", headers=headers,
@@ -183,6 +195,8 @@ class MPSClient:
                 # The exception text of httpx may hold the URL, and a V2 URL holds the AccessKeyId and
                 # the STS token: keep only the class name.
                 raise MPSNetworkError(f"MPS unreachable: {type(exc).__name__}") from None
+        finally:
+            self._limiter.release(used=sent)
         if response.status_code >= 400:
             raise error_from_response(response)
         try:

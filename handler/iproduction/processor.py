@@ -1,8 +1,9 @@
 """One job from id to outcome.
 
     LOOKUP   list <DEST_PREFIX><JobId>/ (manifest? what is already there) ‖ read the pending record
+      ‖      ‖ QUERY QueryIProductionJob (not sent if the lookup is back with a manifest by then)
       │  manifest found ─────────────────────────────────────────────→ already-committed
-    QUERY    QueryIProductionJob → State → job.next_action
+    QUERY    State → job.next_action
       ├─ WAIT  record the check; past PENDING_MAX_AGE_SECONDS ───────→ expired, else pending
       ├─ FAIL  commit a failure manifest ────────────────────────────→ job-failed
       └─ COPY  PLAN (source allowed? keys safe?) → COPY → COMMIT ─────→ committed
@@ -15,7 +16,8 @@ skipped, and the manifest is written once (forbid-overwrite), last.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING
 
 from . import logs, manifest
 from .budget import Deadline
@@ -28,6 +30,14 @@ from .mps import MPSClient
 from .outcomes import JobReport, Outcome, outcome_for, short
 from .pending import PendingRecord, PendingRegistry, new_record
 from .storage import Listed, Storage
+
+if TYPE_CHECKING:
+    from .models import QueryJobAnswer
+
+
+def _committed(listing: Future[dict[str, Listed]], key: str) -> bool:
+    """Whether the lookup has already come back with the job's manifest."""
+    return listing.done() and listing.exception() is None and key in listing.result()
 
 
 class JobProcessor:
@@ -66,21 +76,31 @@ class JobProcessor:
     def _run(self, job_id: str, deadline: Deadline) -> JobReport:
         now = time.time()
         deadline.check(0.2, "look the job up")
+        key = manifest_key(self.settings.dest_prefix, job_id)
+        # LOOKUP and QUERY overlap (one round trip, not two): the query waits for the lookup only
+        # if it must wait for the rate cap anyway, and is not sent when the lookup found a manifest.
         listing = logs.submit(self.lookups, self.storage.list_prefix, self.storage.dest,
                               job_prefix(self.settings.dest_prefix, job_id), deadline)
+        pending = logs.submit(self.lookups, self.registry.get, job_id, deadline, now)
+        answer: QueryJobAnswer | None = None
+        failure: CollectorError | None = None
         try:
-            record = self.registry.get(job_id, deadline, now)
-        except BaseException:
-            wait([listing])  # no request of this job may outlive its processing
-            raise
+            answer = self.mps.query_iproduction_job(job_id, deadline, skip_if=lambda: _committed(listing, key))
+        except CollectorError as exc:
+            failure = exc
+        finally:
+            wait([listing, pending])  # no request of this job may outlive its processing
         existing = listing.result()
-        if manifest_key(self.settings.dest_prefix, job_id) in existing:
+        record = pending.result()
+        if key in existing:
             self._forget(record, deadline)
-            return JobReport(job_id, Outcome.ALREADY_COMMITTED,
-                             manifest=manifest_key(self.settings.dest_prefix, job_id))
+            return JobReport(job_id, Outcome.ALREADY_COMMITTED, manifest=key)
 
         try:
-            job = job_from_answer(job_id, self.mps.query_iproduction_job(job_id, deadline))
+            if failure is not None:
+                raise failure
+            assert answer is not None  # skipped only when the manifest is there
+            job = job_from_answer(job_id, answer)
         except RejectedError:
             self._forget(record, deadline)
             raise

@@ -74,11 +74,13 @@ class RateLimiter:
             self._in_flight += 1
         return self._clock() - started
 
-    def release(self) -> None:
-        """The call's answer is in (or it failed): its slot frees one window from now."""
+    def release(self, used: bool = True) -> None:
+        """The call's answer is in (or it failed): its slot frees one window from now. ``used=False``:
+        the call was never sent, and the slot is free again at once."""
         with self._lock:
             self._in_flight -= 1
-            self._answered.append(self._clock())
+            if used:
+                self._answered.append(self._clock())
             if self._queue:
                 self._queue[0].notify()
 

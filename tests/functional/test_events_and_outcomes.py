@@ -76,14 +76,41 @@ def test_manifest_is_exactly_the_contract_document(cloud: Cloud) -> None:
     assert json.loads(cloud.oss_admin.read(DEST, f"iproduction/{JOB}/manifest.json"))["jobId"] == JOB
 
 
-def test_already_committed_does_not_query_or_copy_again(cloud: Cloud) -> None:
+def test_already_committed_copies_and_writes_nothing_again(cloud: Cloud) -> None:
     cloud.seed_job_with_files(JOB, FILES)
     assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
-    queries, copies = cloud.mps_calls(), len(cloud.oss_log("CopyObject"))
+    manifest = cloud.oss_admin.read(DEST, f"iproduction/{JOB}/manifest.json")
+    writes = len(cloud.oss_log("CopyObject", "PutObject"))
+    cloud.oss.knobs.configure({"latency": 0.2})  # the query (sent alongside the lookup) answers first
     second = cloud.invoke(queue_batch(JOB))
     assert second.result["jobs"][0]["outcome"] == "already-committed"
     assert "reason" not in second.result["jobs"][0]
-    assert (cloud.mps_calls(), len(cloud.oss_log("CopyObject"))) == (queries, copies)
+    assert len(cloud.oss_log("CopyObject", "PutObject")) == writes
+    assert cloud.oss_admin.read(DEST, f"iproduction/{JOB}/manifest.json") == manifest
+
+
+def test_the_query_goes_alongside_the_lookup(cloud: Cloud) -> None:
+    """LOOKUP ‖ QUERY: one round trip for both, not one after the other."""
+    cloud.seed_job_with_files(JOB, FILES)
+    cloud.oss.knobs.configure({"latency": 0.3})
+    cloud.mps.knobs.configure({"latency": 0.3})
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
+    listed = next(e for e in cloud.oss_log("ListObjectsV2"))
+    query = next(e for e in cloud.mps.log.entries() if e.get("op") == "QueryIProductionJob")
+    # the query arrived before the listing was answered (each takes ≥ 0.3 s)
+    assert query["time"] - query["duration"] < listed["time"]
+
+
+def test_under_the_rate_cap_an_already_committed_job_spends_no_query(cloud: Cloud) -> None:
+    """A query that must wait for the cap anyway waits for the lookup too, and is not sent when the
+    manifest is there: redeliveries cost no MPS call when calls are scarce."""
+    cloud.seed_job_with_files(JOB, FILES)
+    function = cloud.function(MPS_MAX_QPS="1")
+    assert outcomes(function.invoke(topic_json(JOB))) == {JOB: "committed"}
+    queries = cloud.mps_calls()
+    second = function.invoke(queue_batch(JOB))  # within a second: the cap's one slot is still held
+    assert second.result["jobs"][0]["outcome"] == "already-committed"
+    assert cloud.mps_calls() == queries
 
 
 def test_pending_then_committed_and_the_record_goes(cloud: Cloud) -> None:

@@ -185,3 +185,14 @@ def test_deadline_from_context_and_copy_timer() -> None:
     for _ in range(10):
         timer.observe(2**30, 2.0)
     assert timer.estimate(2**30) < 3.0
+
+
+def test_a_slot_given_back_unused_is_free_at_once() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1, clock=clock)
+    limiter.acquire()
+    limiter.release(used=False)  # the call was never sent
+    assert limiter.acquire(Deadline(0.1, clock=clock)) == 0.0
+    limiter.release()
+    with pytest.raises(BudgetExceededError):  # that one was sent: its window runs
+        limiter.acquire(Deadline(0.5, clock=clock))

@@ -13,6 +13,7 @@ import pytest
 from iproduction import retry
 from iproduction.budget import Deadline
 from iproduction.credentials import Credentials, CredentialsSource
+from iproduction.errors import BudgetExceededError
 from iproduction.mps import (
     MPSAuthError,
     MPSClient,
@@ -222,3 +223,24 @@ def test_transport_errors_are_retried_and_their_text_holds_no_credentials() -> N
     assert sent[0].url.params["SignatureNonce"] != sent[1].url.params["SignatureNonce"]
     client.close()
     retried.close()
+
+
+def test_skip_if_is_asked_with_the_slot_held_and_a_skipped_call_gives_its_slot_back() -> None:
+    """The lookup's answer can make the query needless: then nothing is sent and the cap's one slot
+    is free at once (a sent call would hold it for a window after its answer)."""
+    transport, sent = scripted(httpx.Response(200, json=OK))
+    limiter = RateLimiter(1, window=60.0)
+    client = MPSClient("http://mps.example", CredentialsSource(CREDS), limiter=limiter, transport=transport)
+    asked: list[int] = []
+
+    def skip() -> bool:
+        asked.append(limiter._in_flight)  # the slot is held while the question is asked
+        return True
+
+    assert client.query_iproduction_job("j", skip_if=skip) is None
+    assert asked == [1] and sent == [] and limiter._in_flight == 0
+    answer = client.query_iproduction_job("j", Deadline(0.5), skip_if=lambda: False)  # the slot is free
+    assert answer is not None and answer.State == "Analysing" and len(sent) == 1
+    with pytest.raises(BudgetExceededError):  # that one was sent: its slot is held for the window
+        client.query_iproduction_job("j", Deadline(0.2), skip_if=lambda: True)
+    client.close()
