@@ -50,7 +50,7 @@ class Runtime:
         """Stop the instance's pools and its MPS connections (the local invoker and drills call this)."""
         self.job_pool.shutdown(wait=False, cancel_futures=True)
         self.processor.lookups.shutdown(wait=False, cancel_futures=True)
-        self.processor.engine.pool.shutdown(wait=False, cancel_futures=True)
+        self.processor.engine.close()
         self.mps.close()
 
 
@@ -65,7 +65,7 @@ def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:
     # Two lookups per job in flight: the destination listing and the pending record.
     lookups = ThreadPoolExecutor(2 * settings.job_concurrency, thread_name_prefix="lookup")
     registry = PendingRegistry(storage, settings)
-    processor = JobProcessor(settings, storage, mps, CopyEngine(storage, settings, copy_pool), registry,
+    processor = JobProcessor(settings, storage, mps, CopyEngine(storage, settings, copy_pool, express=True), registry,
                              lookups)
     job_pool = ThreadPoolExecutor(settings.job_concurrency, thread_name_prefix="job")
     return Runtime(settings, credentials, mps, storage, registry, processor, job_pool)

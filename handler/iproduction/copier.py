@@ -13,11 +13,12 @@ waits, so nothing can deadlock.
 from __future__ import annotations
 
 import math
+import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import oss2
 from oss2 import exceptions as oss_errors
@@ -27,7 +28,9 @@ from . import logs
 from .budget import CopyTimer, Deadline
 from .config import Settings
 from .errors import CollectorError, CredentialsError, IntegrityError, RejectedError, TransientError
+from .express import Copied, ExpressLane, HandBack, Item, NeedsParts
 from .layout import FilePlan
+from .retry import INTEGRITY_RETRY
 from .storage import Listed, ObjectInfo, Storage, drained
 
 MIN_PART = 100 * 1024
@@ -35,8 +38,6 @@ MAX_PARTS = 10_000
 PROGRESS_INTERVAL = 5.0
 #: A file whose copy does not verify is copied again this many times within the invocation.
 FILE_ATTEMPTS = 3
-#: The retry kind (``invocation.done`` ``retries``) of a whole-file copy made again after one that did not verify.
-INTEGRITY_RETRY = "copy-integrity"
 
 
 @dataclass(frozen=True)
@@ -197,13 +198,22 @@ class CopyEngine:
     """Delivers a job's files; the transfer (server-side or streamed) is chosen per job by region."""
 
     def __init__(self, storage: Storage, settings: Settings, pool: ThreadPoolExecutor,
-                 timer: CopyTimer | None = None) -> None:
+                 timer: CopyTimer | None = None, express: bool = False) -> None:
         self.storage = storage
         self.settings = settings
         self.pool = pool
         self.timer = timer or CopyTimer()
         self.server_side = ServerSide(storage, self.timer)
         self.stream_timer = CopyTimer()
+        #: Same-region files below the threshold go through the express lane (not behind a proxy,
+        #: where requests sends everything).
+        self.lane = (ExpressLane(storage, self.timer, settings.copy_concurrency, settings.multipart_threshold)
+                     if express and storage.session.transport is not None else None)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.lane is not None:
+            self.lane.close()
 
     def transfer_for(self, source_region: str) -> Transfer:
         if source_region == self.settings.dest_region:
@@ -220,23 +230,56 @@ class CopyEngine:
         transfer = self.transfer_for(source_region)
         source = self.storage.bucket(plans[0].source_bucket, source_region)
         progress = Progress(len(plans))
-        futures = {logs.submit(self.pool, self._file, plan, source, transfer, existing, deadline, progress): plan
-                   for plan in plans}
+        finished: queue.SimpleQueue[tuple[Future[Any], FilePlan]] = queue.SimpleQueue()
+        futures: list[Future[Any]] = []
+
+        def track(future: Future[Any], plan: FilePlan) -> None:
+            futures.append(future)
+            future.add_done_callback(lambda f: finished.put((f, plan)))
+
+        def by_thread(plan: FilePlan, resume: HandBack | None = None) -> None:
+            track(logs.submit(self.pool, self._file, plan, source, transfer, existing, deadline, progress, resume),
+                  plan)
+
+        if self.lane is not None and transfer is self.server_side:
+            items = [Item(plan, source, existing.get(plan.dest_key), deadline) for plan in plans]
+            for plan, future in zip(plans, self.lane.submit(items), strict=True):
+                track(future, plan)
+        else:
+            for plan in plans:
+                by_thread(plan)
         done: dict[FilePlan, CopiedFile] = {}
         runs: list[_Run] = []
         errors: list[Exception] = []
-        for future in as_completed(futures):
+        left = len(plans)
+        while left:
+            future, plan = finished.get()
             try:
                 outcome = future.result()
-                if isinstance(outcome, CopiedFile):
-                    done[outcome.plan] = outcome
-                else:
-                    runs.append(self._start(outcome, deadline, progress))
             except Exception as exc:
+                left -= 1
                 errors.append(exc)
                 if isinstance(exc, (RejectedError, CredentialsError)):
                     for pending in futures:
                         pending.cancel()
+                continue
+            if isinstance(outcome, HandBack):
+                by_thread(plan, outcome)  # still counted in `left`
+                continue
+            left -= 1
+            if isinstance(outcome, Copied):
+                progress.expect(outcome.info.size)
+                progress.add(outcome.info.size, files=1)
+                info = outcome.info
+                done[plan] = CopiedFile(plan, info.size, info.crc64, outcome.etag, info.content_type,
+                                        outcome.action, transfer.name)
+            elif isinstance(outcome, NeedsParts):
+                progress.expect(outcome.info.size)
+                runs.append(self._start(_Run(plan, outcome.info, transfer), deadline, progress))
+            elif isinstance(outcome, CopiedFile):
+                done[outcome.plan] = outcome
+            else:
+                runs.append(self._start(outcome, deadline, progress))
         for run in runs:
             try:
                 copied = self._finish_with_retries(run, deadline, progress)
@@ -250,7 +293,13 @@ class CopyEngine:
 
     # -- one file ---------------------------------------------------------------------------
     def _file(self, plan: FilePlan, source: oss2.Bucket, transfer: Transfer, existing: dict[str, Listed],
-              deadline: Deadline, progress: Progress) -> CopiedFile | _Run:
+              deadline: Deadline, progress: Progress, resume: HandBack | None = None) -> CopiedFile | _Run:
+        first_attempt = 0
+        if resume is not None:  # from the express lane
+            if resume.wait:
+                deadline.check(resume.wait + 0.1, "wait before copying again")
+                time.sleep(resume.wait)
+            first_attempt = resume.integrity_failures
         deadline.check(0.1, "start a copy")
         info = self.storage.head(source, plan.source_key, deadline)
         if info is None:
@@ -264,12 +313,14 @@ class CopyEngine:
             return CopiedFile(plan, info.size, info.crc64, listed.etag, info.content_type, "skipped", transfer.name)
         if info.size >= transfer.threshold(self.settings):
             return _Run(plan, info, transfer)
-        for attempt in range(FILE_ATTEMPTS):
+        for attempt in range(first_attempt, FILE_ATTEMPTS):
             try:
                 etag = transfer.single(plan, info, deadline)
                 break
             except IntegrityError as exc:
                 self._integrity_failed(plan, exc, attempt)
+        else:
+            raise AssertionError("unreachable")  # the last attempt's failure is raised
         progress.add(info.size, files=1)
         return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied", transfer.name)
 

@@ -14,6 +14,9 @@ from .budget import Deadline
 
 T = TypeVar("T")
 
+#: The retry kind (``invocation.done`` ``retries``) of a whole-file copy made again after one that did not verify.
+INTEGRITY_RETRY = "copy-integrity"
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -61,6 +61,16 @@ class Listed:
 
 def is_multipart_etag(etag: str) -> bool:
     return "-" in etag
+
+
+def object_info(headers: Mapping[str, str]) -> ObjectInfo:
+    """What a HEAD's answer headers (looked up in any case) say of the object."""
+    carried = {k: v for k, v in headers.items() if k.lower() in CARRIED_HEADERS or k.lower().startswith("x-oss-meta-")}
+    crc = headers.get("x-oss-hash-crc64ecma")
+    length = headers.get("content-length")
+    return ObjectInfo(size=int(length) if length else 0, etag=(headers.get("etag") or "").strip('"').upper(),
+                      crc64=int(crc) if crc else None, content_type=headers.get("content-type"),
+                      object_type=headers.get("x-oss-object-type"), carried=carried)
 
 
 def put_checked(bucket: oss2.Bucket, key: str, body: bytes,
@@ -168,13 +178,7 @@ class Storage:
                 if isinstance(exc, oss_errors.NoSuchBucket):
                     raise RejectedError(f"bucket {bucket.bucket_name} does not exist") from None
                 return None
-            headers = result.headers
-            carried = {k: v for k, v in headers.items()
-                       if k.lower() in CARRIED_HEADERS or k.lower().startswith("x-oss-meta-")}
-            crc = headers.get("x-oss-hash-crc64ecma")
-            return ObjectInfo(size=result.content_length, etag=(result.etag or "").upper(),
-                              crc64=int(crc) if crc else None, content_type=result.content_type,
-                              object_type=result.object_type, carried=carried)
+            return object_info(result.headers)
 
         return self.call(attempt, f"HEAD {bucket.bucket_name}/{key}", deadline)
 

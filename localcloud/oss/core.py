@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import random
 import re
 import time
 import traceback
-import uuid
 from collections.abc import Callable
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from localcloud.common import DroppedError, EmulatorHandler
+from localcloud.common import DroppedError, EmulatorHandler, http_date
 
 from . import xmlio
 from .auth import V1_SUBRESOURCES, Credentials, SignedRequest, verify
@@ -117,7 +117,7 @@ class HandlerCore(EmulatorHandler):
             super().handle()
 
     def dispatch(self) -> None:
-        self.request_id = uuid.uuid4().hex[:24].upper()
+        self.request_id = f"{random.getrandbits(96):024X}"
         self.log_fields["request_id"] = self.request_id
         self.fault = None
         self.sign_region = None
@@ -282,7 +282,7 @@ class HandlerCore(EmulatorHandler):
             time.sleep(size / float(rate))
 
     def object_headers(self, record: ObjectRecord) -> dict[str, str]:
-        headers = {"ETag": f'"{record.etag}"', "Last-Modified": formatdate(record.last_modified, usegmt=True),
+        headers = {"ETag": f'"{record.etag}"', "Last-Modified": http_date(record.last_modified),
                    "x-oss-object-type": record.object_type, "x-oss-storage-class": "Standard",
                    "Accept-Ranges": "bytes"}
         crc = record.crc
@@ -306,9 +306,7 @@ class HandlerCore(EmulatorHandler):
         self.send_header("Content-Length", str(len(body) if length is None else length))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(body)
+        self.end_headers_with(body if self.command != "HEAD" else b"")
 
     def answer_error(self, error: OssError) -> None:
         self.log_fields["error"] = error.code

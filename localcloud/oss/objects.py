@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-from email.utils import formatdate
 
-from localcloud.common import DroppedError
+from localcloud.common import DroppedError, http_date
 
 from . import xmlio
 from .content import Content, content_md5, flip_byte
@@ -88,7 +87,7 @@ class ObjectOps(HandlerCore):
 
     def op_GetObjectMeta(self) -> None:
         record = self.oss.store.get(self.bucket_name, self.key)
-        headers = {"ETag": f'"{record.etag}"', "Last-Modified": formatdate(record.last_modified, usegmt=True)}
+        headers = {"ETag": f'"{record.etag}"', "Last-Modified": http_date(record.last_modified)}
         self.answer(200, headers, content_type=None, length=record.size)
 
     def op_DeleteObject(self) -> None:

@@ -162,6 +162,11 @@ class Cloud:
         return sum(1 for e in self.mps.log.entries() if e.get("op") == "QueryIProductionJob")
 
 
+def invocation_done(result: Any) -> dict[str, Any]:
+    """The invocation's ``invocation.done`` log line."""
+    return next(line for line in result.json_logs() if line.get("event") == "invocation.done")
+
+
 def outcomes(result: Any) -> dict[str, str]:
     """{jobId: outcome} from an invocation (the summary is in the logs when the handler raised)."""
     if result.ok:

@@ -16,6 +16,7 @@ from tests.functional.harness import (
     SOURCE,
     TOKEN,
     Cloud,
+    invocation_done,
     job_id,
     outcomes,
     timer,
@@ -75,10 +76,6 @@ def test_copies_without_destination_crc_are_verified_by_size(cloud: Cloud) -> No
     assert outcomes(cloud.invoke(topic_json(JOB), **SMALL_MULTIPART)) == {JOB: "committed"}
     assert cloud.oss_admin.object(DEST, f"iproduction/{JOB}/big.mp4")["crc64"] is None
     assert cloud.oss_admin.read(DEST, f"iproduction/{JOB}/big.mp4") == b"v" * (3 * MIB)
-
-
-def invocation_done(result) -> dict:
-    return next(line for line in result.json_logs() if line.get("event") == "invocation.done")
 
 
 def integrity_lines(result) -> list[dict]:
