@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import RejectedError
@@ -39,11 +40,14 @@ def expired_key(dest_prefix: str, job_id: str) -> str:
     return f"{dest_prefix}_expired/{job_id}"
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _unsafe(text: str) -> str | None:
     """Why a relative key is unsafe, or None."""
     if text.startswith("/"):
         return "a leading '/'"
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if _CONTROL.search(text):
         return "a control character"
     if any(segment in ("", "..", ".") for segment in text.split("/")):
         return "an empty, '.' or '..' segment"

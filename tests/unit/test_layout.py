@@ -26,12 +26,17 @@ def test_relative_to_the_deepest_shared_directory() -> None:
 
 
 @pytest.mark.parametrize("keys", [
-    ["a/../b.jpg", "a/c.jpg"], ["/abs.jpg"], ["a//b.jpg", "a/c.jpg"], ["a/b\n.jpg"], ["a/\x00.jpg"], [""],
+    ["a/../b.jpg", "a/c.jpg"], ["/abs.jpg"], ["a//b.jpg", "a/c.jpg"], ["a/b\n.jpg"], ["a/\x00.jpg"], ["a/\x1f.jpg"], ["a/\x7f.jpg"], [""],
     ["a/" + "x" * 1100], ["a/" + "é" * 500 + ".jpg"], ["d/manifest.json"], ["a/./b.jpg"], ["dir/"],
 ])
 def test_unsafe_keys_reject_the_whole_job(keys: list[str]) -> None:
     with pytest.raises(RejectedError):
         plan_files("src", keys, "iproduction/", JOB)
+
+
+def test_printable_keys_beyond_ascii_are_kept() -> None:
+    keys = ["a/\x80é 字 ~!.jpg", "a/tab-free\u00a0.jpg"]
+    assert [p.source_key for p in plan_files("src", keys, "iproduction/", JOB)] == keys
 
 
 def test_destination_key_length_counts_the_prefix() -> None:
