@@ -18,7 +18,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import oss2
 from oss2 import exceptions as oss_errors
@@ -28,10 +28,12 @@ from . import logs
 from .budget import CopyTimer, Deadline
 from .config import Settings
 from .errors import CollectorError, CredentialsError, IntegrityError, RejectedError, TransientError
-from .express import Copied, ExpressLane, HandBack, Item, NeedsParts
 from .layout import FilePlan
 from .retry import INTEGRITY_RETRY
 from .storage import Listed, ObjectInfo, Storage, drained
+
+if TYPE_CHECKING:
+    from .express import ExpressLane, HandBack
 
 MIN_PART = 100 * 1024
 MAX_PARTS = 10_000
@@ -205,15 +207,29 @@ class CopyEngine:
         self.timer = timer or CopyTimer()
         self.server_side = ServerSide(storage, self.timer)
         self.stream_timer = CopyTimer()
-        #: Same-region files below the threshold go through the express lane (not behind a proxy,
-        #: where requests sends everything).
-        self.lane = (ExpressLane(storage, self.timer, settings.copy_concurrency, settings.multipart_threshold)
-                     if express and storage.session.transport is not None else None)
+        # Same-region files below the threshold go through the express lane (not behind a proxy,
+        # where requests sends everything).
+        self._express = express and storage.session.transport is not None
+        self._lane: ExpressLane | None = None
+        self._lane_lock = threading.Lock()
+
+    @property
+    def lane(self) -> ExpressLane | None:
+        """The express lane, built on first use: importing asyncio (~10 ms) is not paid at cold start."""
+        if not self._express:
+            return None
+        with self._lane_lock:
+            if self._lane is None:
+                from .express import ExpressLane
+
+                self._lane = ExpressLane(self.storage, self.timer, self.settings.copy_concurrency,
+                                         self.settings.multipart_threshold)
+            return self._lane
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
-        if self.lane is not None:
-            self.lane.close()
+        if self._lane is not None:
+            self._lane.close()
 
     def transfer_for(self, source_region: str) -> Transfer:
         if source_region == self.settings.dest_region:
@@ -241,9 +257,12 @@ class CopyEngine:
             track(logs.submit(self.pool, self._file, plan, source, transfer, existing, deadline, progress, resume),
                   plan)
 
-        if self.lane is not None and transfer is self.server_side:
+        lane = self.lane if transfer is self.server_side else None
+        if lane is not None:
+            from .express import Item
+
             items = [Item(plan, source, existing.get(plan.dest_key), deadline) for plan in plans]
-            for plan, future in zip(plans, self.lane.submit(items), strict=True):
+            for plan, future in zip(plans, lane.submit(items), strict=True):
                 track(future, plan)
         else:
             for plan in plans:
@@ -263,23 +282,27 @@ class CopyEngine:
                     for pending in futures:
                         pending.cancel()
                 continue
-            if isinstance(outcome, HandBack):
-                by_thread(plan, outcome)  # still counted in `left`
-                continue
-            left -= 1
-            if isinstance(outcome, Copied):
-                progress.expect(outcome.info.size)
-                progress.add(outcome.info.size, files=1)
-                info = outcome.info
-                done[plan] = CopiedFile(plan, info.size, info.crc64, outcome.etag, info.content_type,
-                                        outcome.action, transfer.name)
-            elif isinstance(outcome, NeedsParts):
-                progress.expect(outcome.info.size)
-                runs.append(self._start(_Run(plan, outcome.info, transfer), deadline, progress))
-            elif isinstance(outcome, CopiedFile):
+            if isinstance(outcome, CopiedFile):
+                left -= 1
                 done[outcome.plan] = outcome
-            else:
+            elif isinstance(outcome, _Run):
+                left -= 1
                 runs.append(self._start(outcome, deadline, progress))
+            else:  # from the express lane
+                from .express import Copied, HandBack
+
+                if isinstance(outcome, HandBack):
+                    by_thread(plan, outcome)  # still counted in `left`
+                    continue
+                left -= 1
+                progress.expect(outcome.info.size)
+                if isinstance(outcome, Copied):
+                    progress.add(outcome.info.size, files=1)
+                    info = outcome.info
+                    done[plan] = CopiedFile(plan, info.size, info.crc64, outcome.etag, info.content_type,
+                                            outcome.action, transfer.name)
+                else:  # NeedsParts
+                    runs.append(self._start(_Run(plan, outcome.info, transfer), deadline, progress))
         for run in runs:
             try:
                 copied = self._finish_with_retries(run, deadline, progress)
