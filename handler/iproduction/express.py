@@ -26,7 +26,6 @@ import time
 from collections import Counter, deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import oss2
 from oss2 import exceptions as oss_errors
@@ -35,6 +34,7 @@ from . import logs
 from .budget import CopyTimer, Deadline
 from .errors import IntegrityError, RejectedError, TransientError
 from .layout import FilePlan
+from .ossauth import uri_quote
 from .retry import INTEGRITY_RETRY
 from .storage import Listed, ObjectInfo, Storage, classify, object_info, translate
 from .transport import MAX_HEADERS, MAX_LINE, Headers, _header_block, _target, ca_settings
@@ -148,19 +148,19 @@ def _parse_head(block: bytes) -> tuple[int, Headers, bool]:
         raise ConnectionError(f"not an HTTP/1.x answer: {lines[0][:40]!r}")
     if len(lines) > MAX_HEADERS + 1:
         raise ConnectionError("too many headers")
-    headers = Headers()
+    fields: dict[str, str] = {}
     last = None
     for text in lines[1:]:
         if text[:1] in (" ", "\t") and last is not None:  # obsolete line folding
-            dict.__setitem__(headers, last, f"{dict.__getitem__(headers, last)} {text.strip()}")
+            fields[last] = f"{fields[last]} {text.strip()}"
             continue
         name, sep, value = text.partition(":")
         if not sep:
             raise ConnectionError(f"bad header line: {text[:40]!r}")
         name, value = name.strip().lower(), value.strip()
-        before = dict.get(headers, name)
-        dict.__setitem__(headers, name, value if before is None else f"{before}, {value}")
+        fields[name] = f"{fields[name]}, {value}" if name in fields else value
         last = name
+    headers = Headers(fields)
     tokens = {t.strip().lower() for t in (headers.get("connection") or "").split(",")}
     keep = "close" not in tokens and (version == "HTTP/1.1" or "keep-alive" in tokens)
     return int(code), headers, keep
@@ -435,7 +435,7 @@ class ExpressLane:
             return NeedsParts(info)
         deadline.check(self.timer.estimate(info.size), f"copy {plan.source_url}")
         started = time.monotonic()
-        copy_source = f"/{plan.source_bucket}/{quote(plan.source_key, safe='')}"
+        copy_source = f"/{plan.source_bucket}/{uri_quote(plan.source_key)}"
         answer = await self._request(self.storage.dest, "PUT", plan.dest_key,
                                      {"x-oss-copy-source": copy_source,
                                       "x-oss-copy-source-if-match": f'"{info.etag}"'}, f"copy {plan.source_url}")
@@ -458,7 +458,7 @@ class ExpressLane:
         endpoint = self._endpoints.get(where)
         if endpoint is None:
             endpoint = self._endpoints[where] = Endpoint.of(bucket)
-        target = endpoint.path + quote(key, safe="")
+        target = endpoint.path + uri_quote(key)
         request = SignedRequest(method, endpoint.url + target, {"user-agent": endpoint.user_agent, **headers},
                                 bucket.region, bucket.product, bucket.cloudbox_id)
         bucket.auth._sign_request(request, bucket.bucket_name, key)

@@ -1,5 +1,8 @@
 """MPS (``mts`` 2014-06-18) RPC client on httpx: signing, typed errors, retries, rate cap.
 
+httpx sends through :class:`~iproduction.transport.LeanHTTPXTransport` (the OSS requests' lean
+HTTP/1.1 pool) unless a proxy is configured.
+
 One client (one connection pool) per FC instance, created in ``initialize`` and shared by the
 threads of the instance, as is its :class:`~iproduction.ratelimit.RateLimiter`.
 """
@@ -7,6 +10,7 @@ threads of the instance, as is its :class:`~iproduction.ratelimit.RateLimiter`.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -19,6 +23,7 @@ from .budget import Deadline
 from .credentials import CredentialsSource
 from .errors import CredentialsError, RejectedError, TransientError
 from .ratelimit import RateLimiter
+from .transport import LeanHTTPXTransport, ca_settings, proxy_configured
 
 if TYPE_CHECKING:
     from .models import QueryJobAnswer
@@ -137,10 +142,14 @@ class MPSClient:
         """The connection pool, made on first use (its TLS setup is a cold-start cost otherwise)."""
         with self._client_lock:
             if self._client is None:
+                transport = self._transport
+                if transport is None and not proxy_configured():  # with a proxy, httpx's own transport
+                    ca = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR") or ca_settings()
+                    transport = LeanHTTPXTransport(self._pool_size, ca)
                 self._client = httpx.Client(
                     timeout=httpx.Timeout(self._timeout),
                     limits=httpx.Limits(max_connections=self._pool_size, max_keepalive_connections=self._pool_size),
-                    transport=self._transport,
+                    transport=transport,
                     headers={"accept": "application/json", "user-agent": "iproduction-collector/1.0"},
                 )
             return self._client

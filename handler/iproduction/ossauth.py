@@ -8,6 +8,7 @@ it to oss2's own output), with the key cached per day, region and secret.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import threading
@@ -25,14 +26,30 @@ UNSIGNED = "UNSIGNED-PAYLOAD"
 SIGNED_HEADERS = frozenset({"content-type", "content-md5"})
 
 
+_ALWAYS_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+@functools.lru_cache(maxsize=8)
+def _quote_table(safe: str) -> dict[int, str]:
+    return {i: f"%{i:02X}" for i in range(128) if chr(i) not in _ALWAYS_SAFE and chr(i) not in safe}
+
+
+def uri_quote(text: Any, safe: str = "") -> str:
+    """``urllib.parse.quote(text, safe)``, in one C pass when ``text`` is ASCII (quote works a byte
+    at a time in Python for anything that needs encoding, as every key with a ``/`` does)."""
+    if isinstance(text, str) and text.isascii():
+        return text.translate(_quote_table(safe))
+    return quote(text, safe=safe)
+
+
 def _utf8(value: Any) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
 def canonical_request(method: str, bucket: str, key: str, params: dict[str, Any], headers: Any) -> bytes:
     """The V4 canonical request, as oss2 builds it (no additional signed headers)."""
-    uri = quote(f"/{bucket}/{key}" if bucket else "/", safe="/")
-    encoded = sorted((quote(name, safe=""), quote(value, safe="")) for name, value in params.items())
+    uri = uri_quote(f"/{bucket}/{key}" if bucket else "/", safe="/")
+    encoded = sorted((uri_quote(name), uri_quote(value)) for name, value in params.items())
     query = "&".join(f"{name}={value}" if value else name for name, value in encoded)
     signed = sorted(((name.lower(), value) for name, value in headers.items()
                      if name.lower().startswith("x-oss-") or name.lower() in SIGNED_HEADERS), key=lambda h: h[0])

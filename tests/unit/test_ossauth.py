@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime
 import random
+from urllib.parse import quote
 
 import oss2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from iproduction.ossauth import SigningAuth
+from iproduction.ossauth import SigningAuth, uri_quote
 
 NOW = 1796190000.0  # 2026-12-02T05:00:00Z
 
@@ -93,3 +96,14 @@ def test_the_signing_key_follows_the_day_and_a_rotated_secret() -> None:
     now[0] = NOW
     provider.credentials = oss2.credentials.Credentials("LTAI-test-id", "rotated", None)
     assert sign() != first
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x2FFF)), st.sampled_from(["", "/"]))
+def test_uri_quote_is_urllib_quote(text: str, safe: str) -> None:
+    assert uri_quote(text, safe) == quote(text, safe=safe)
+
+
+def test_uri_quote_of_keys() -> None:
+    assert uri_quote("out/a b+c%~_.-.jpg") == "out%2Fa%20b%2Bc%25~_.-.jpg"
+    assert uri_quote("/bucket/out/a b.jpg", safe="/") == "/bucket/out/a%20b.jpg"
+    assert uri_quote("out/é.jpg") == "out%2F%C3%A9.jpg"

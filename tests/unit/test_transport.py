@@ -10,12 +10,13 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import oss2
 import pytest
 import requests
 from oss2 import exceptions as oss_errors
 
-from iproduction.transport import LeanSession, Transport
+from iproduction.transport import LeanHTTPXTransport, LeanSession, Transport
 from localcloud.oss import OssEmulator
 from tests.unit.scripted_server import Close, ScriptedServer, ok
 
@@ -192,3 +193,61 @@ def test_a_gzip_encoded_object_is_read_as_stored(oss_emulator: OssEmulator) -> N
     assert result.headers["Content-Encoding"] == "gzip"
     assert result.read() == stored
     assert bucket.get_object("subs.vtt", byte_range=(0, 9)).read() == stored[:10]
+
+
+def test_httpx_on_the_lean_transport(serve: Callable[..., ScriptedServer]) -> None:
+    packed = gzip.compress(b'{"RequestId": "r1"}')
+    server = serve(ok(b'{"a": 1}', "Content-Type: application/json"),
+                   ok(packed, "Content-Encoding: gzip", "X-Acs-Request-Id: r1", "X-Acs-Request-Id: r2"))
+    client = httpx.Client(transport=LeanHTTPXTransport(2), headers={"user-agent": "test/1"}, timeout=5)
+    first = client.post(server.url + "/?Action=Query&JobId=j%2F1", content=b"body")
+    assert (first.status_code, first.json()) == (200, {"a": 1})
+    second = client.get(server.url + "/b")
+    assert second.json() == {"RequestId": "r1"}  # httpx decodes what it asked for (accept-encoding)
+    assert second.headers["x-acs-request-id"] == "r1, r2"
+    sent = server.received[0]
+    assert sent.request_line == "POST /?Action=Query&JobId=j%2F1 HTTP/1.1"  # the query as given, not re-encoded
+    assert (sent.body, sent.header("content-length"), sent.header("user-agent")) == (b"body", "4", "test/1")
+    assert sent.header("host") == f"127.0.0.1:{server.port}"
+    assert [r.connection for r in server.received] == [1, 1]  # kept alive
+    client.close()
+
+
+def test_httpx_on_the_lean_transport_fails_as_httpx_does(serve: Callable[..., ScriptedServer]) -> None:
+    def late(_: object) -> bytes:
+        threading.Event().wait(1.0)
+        return ok(b"too late")
+
+    server = serve(lambda r: None, Close(b"garbage\r\n\r\n"), late)
+    client = httpx.Client(transport=LeanHTTPXTransport(2), timeout=5)
+    with pytest.raises(httpx.RemoteProtocolError) as unanswered:
+        client.get(server.url + "/?Signature=secret")
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get(server.url + "/")
+    with pytest.raises(httpx.ReadTimeout):
+        client.get(server.url + "/", timeout=0.2)
+    with pytest.raises(httpx.ConnectError) as refused:
+        client.get("http://127.0.0.1:1/?Signature=secret")
+    for failure in (unanswered.value, refused.value):
+        assert "secret" not in str(failure)  # the class of the cause, never the URL
+    client.close()
+
+
+def test_the_mps_client_uses_the_lean_transport_unless_a_proxy_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from iproduction.credentials import Credentials, CredentialsSource
+    from iproduction.mps import MPSClient
+    from iproduction.ratelimit import RateLimiter
+
+    def transport_of() -> object:
+        client = MPSClient("https://mts.cn-hangzhou.aliyuncs.com", CredentialsSource(Credentials("ak", "sk")),
+                           limiter=RateLimiter(10))
+        try:
+            return client._http._transport
+        finally:
+            client.close()
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(transport_of(), LeanHTTPXTransport)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert isinstance(transport_of(), httpx.HTTPTransport)
