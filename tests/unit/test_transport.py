@@ -16,6 +16,7 @@ import pytest
 import requests
 from oss2 import exceptions as oss_errors
 
+from iproduction import retry
 from iproduction.transport import LeanHTTPXTransport, LeanSession, Transport
 from localcloud.oss import OssEmulator
 from tests.unit.scripted_server import Close, ScriptedServer, ok
@@ -251,3 +252,31 @@ def test_the_mps_client_uses_the_lean_transport_unless_a_proxy_is_set(monkeypatc
     assert isinstance(transport_of(), LeanHTTPXTransport)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert isinstance(transport_of(), httpx.HTTPTransport)
+
+
+def test_the_mps_client_verifies_tls_against_ssl_cert_file(serve: Callable[..., ScriptedServer], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from iproduction.credentials import Credentials, CredentialsSource
+    from iproduction.mps import MPSClient, MPSNetworkError
+    from iproduction.ratelimit import RateLimiter
+
+    cert, key = _certificate(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    server = serve(ok(b'{"RequestId": "r1"}', "Content-Type: application/json"), tls=tls)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    def call() -> object:
+        client = MPSClient(server.url, CredentialsSource(Credentials("ak", "sk")), limiter=RateLimiter(10),
+                           policy=retry.RetryPolicy(attempts=1))
+        try:
+            return client.call("QueryIProductionJob", {"JobId": "j1"})
+        finally:
+            client.close()
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(MPSNetworkError, match="ConnectError"):  # certifi's bundle does not know it
+        call()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    assert call() == {"RequestId": "r1"}
