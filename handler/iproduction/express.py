@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import ssl
 import threading
 import time
@@ -37,7 +36,7 @@ from .layout import FilePlan
 from .ossauth import uri_quote
 from .retry import INTEGRITY_RETRY
 from .storage import Listed, ObjectInfo, Storage, classify, object_info, translate
-from .transport import MAX_HEADERS, MAX_LINE, Headers, _header_block, _target, ca_settings
+from .transport import MAX_HEADERS, MAX_LINE, Headers, _header_block, _target, keeps_alive, tls_context
 
 #: Never more than this in one header block (a bigger one is not an OSS answer).
 MAX_HEAD = MAX_LINE + 8 * 1024
@@ -161,9 +160,7 @@ def _parse_head(block: bytes) -> tuple[int, Headers, bool]:
         fields[name] = f"{fields[name]}, {value}" if name in fields else value
         last = name
     headers = Headers(fields)
-    tokens = {t.strip().lower() for t in (headers.get("connection") or "").split(",")}
-    keep = "close" not in tokens and (version == "HTTP/1.1" or "keep-alive" in tokens)
-    return int(code), headers, keep
+    return int(code), headers, keeps_alive(version, headers)
 
 
 def _dechunk(data: bytearray) -> tuple[bytes, int] | None:
@@ -515,8 +512,6 @@ class ExpressLane:
 
     def _context(self) -> ssl.SSLContext:
         if self._tls is None:
-            ca = self._ca or ca_settings()
-            self._tls = (ssl.create_default_context(capath=ca) if os.path.isdir(ca)
-                         else ssl.create_default_context(cafile=ca))
+            self._tls = tls_context(self._ca)
         return self._tls
 

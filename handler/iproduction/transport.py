@@ -73,6 +73,19 @@ def ca_settings(environ: Mapping[str, str] | None = None) -> str:
     return certifi.where()
 
 
+def tls_context(ca: str | None = None) -> ssl.SSLContext:
+    """Server certificates verified against ``ca`` (a bundle file or a hashed directory; default:
+    :func:`ca_settings`)."""
+    ca = ca or ca_settings()
+    return ssl.create_default_context(capath=ca) if os.path.isdir(ca) else ssl.create_default_context(cafile=ca)
+
+
+def keeps_alive(version: str, headers: Headers) -> bool:
+    """Whether the connection stays open after this answer (HTTP/1.1 unless ``close``; 1.0 if asked)."""
+    tokens = {t.strip().lower() for t in (headers.get("connection") or "").split(",")}
+    return "close" not in tokens and (version == "HTTP/1.1" or "keep-alive" in tokens)
+
+
 def _target(url: str, params: dict[str, Any] | None) -> tuple[str, str, int, str, str]:
     """(scheme, host, port, Host header, request target) of an oss2 URL and its parameters, the
     parameters encoded as requests encodes them (``None`` dropped, ``''`` kept as ``k=``)."""
@@ -192,9 +205,7 @@ class Pool:
     def _context(self) -> ssl.SSLContext:
         with self._lock:
             if self._tls is None:
-                ca = self._ca or ca_settings()
-                self._tls = (ssl.create_default_context(capath=ca) if os.path.isdir(ca)
-                             else ssl.create_default_context(cafile=ca))
+                self._tls = tls_context(self._ca)
             return self._tls
 
     def get(self, key: tuple[str, str, int], timeout: float | None) -> Connection:
@@ -240,8 +251,7 @@ class LeanResponse:
                 break
         self.status_code = status
         self.headers = headers
-        tokens = {t.strip().lower() for t in (headers.get("connection") or "").split(",")}
-        self._keep = "close" not in tokens and (version == "HTTP/1.1" or "keep-alive" in tokens)
+        self._keep = keeps_alive(version, headers)
         self._chunked = False
         self._left: int | None = 0
         if method != "HEAD" and status not in NO_BODY_STATUSES:

@@ -111,6 +111,13 @@ class ScriptedServer:
         self.sock.close()
 
 
+#: A chunked answer (with a chunk extension and a trailer) whose body is ``chunked!``.
+CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5;ext=1\r\nchunk\r\n3\r\ned!\r\n0\r\nTrailer: x\r\n\r\n")
+#: A HEAD's answer: a Content-Length of 1234 and no body; one header sent twice in two cases.
+HEAD_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nx-oss-meta-a: 1\r\nX-Oss-Meta-A: 2\r\n\r\n"
+
+
 def ok(body: bytes = b"", *extra: str) -> bytes:
     head = "\r\n".join(["HTTP/1.1 200 OK", f"Content-Length: {len(body)}", *extra])
     return head.encode() + b"\r\n\r\n" + body

@@ -19,7 +19,7 @@ from iproduction.config import load_settings
 from iproduction.credentials import Credentials, CredentialsSource
 from iproduction.express import Answer, AnswerError, ExpressLane, _dechunk, _parse_head
 from iproduction.storage import Storage
-from tests.unit.scripted_server import Close, ScriptedServer, ok
+from tests.unit.scripted_server import CHUNKED, HEAD_ANSWER, Close, ScriptedServer, ok
 from tests.unit.test_transport import _certificate
 
 
@@ -42,8 +42,8 @@ def fetch(lane: ExpressLane, server: ScriptedServer, method: str = "GET", key: s
 def test_keep_alive_and_framing(lane: ExpressLane, serve: Any) -> None:
     server = serve(
         ok(b"hello"),
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nchunk\r\n3\r\ned!\r\n0\r\nTrailer: x\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nx-oss-meta-a: 1\r\nX-Oss-Meta-A: 2\r\n\r\n",  # HEAD: no body
+        CHUNKED,
+        HEAD_ANSWER,
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
         ok(b"last", "Connection: close"),
         ok(b"new connection"),

@@ -19,7 +19,7 @@ from oss2 import exceptions as oss_errors
 from iproduction import retry
 from iproduction.transport import LeanHTTPXTransport, LeanSession, Transport
 from localcloud.oss import OssEmulator
-from tests.unit.scripted_server import Close, ScriptedServer, ok
+from tests.unit.scripted_server import CHUNKED, HEAD_ANSWER, Close, ScriptedServer, ok
 
 
 def fetch(transport: Transport, url: str, method: str = "GET", **kwargs: object) -> tuple[int, bytes]:
@@ -31,8 +31,8 @@ def fetch(transport: Transport, url: str, method: str = "GET", **kwargs: object)
 def test_keep_alive_and_framing(serve: Callable[..., ScriptedServer]) -> None:
     server = serve(
         ok(b"hello"),
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nchunk\r\n3\r\ned!\r\n0\r\nTrailer: x\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nx-oss-meta-a: 1\r\nX-Oss-Meta-A: 2\r\n\r\n",  # HEAD: no body
+        CHUNKED,
+        HEAD_ANSWER,
         b"HTTP/1.1 204 No Content\r\n\r\n",
         ok(b"last", "Connection: close"),
         ok(b"new connection"),
