@@ -31,7 +31,7 @@ from oss2 import exceptions as oss_errors
 
 from . import logs
 from .budget import CopyTimer, Deadline
-from .errors import IntegrityError, RejectedError, TransientError
+from .errors import CredentialsError, IntegrityError, RejectedError, TransientError
 from .layout import FilePlan
 from .ossauth import uri_quote
 from .retry import INTEGRITY_RETRY
@@ -309,7 +309,7 @@ class ExpressLane:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._queue: deque[tuple[Item, Future[Outcome]]] = deque()
+        self._queue: deque[tuple[Item, Future[Outcome], list[Future[Outcome]]]] = deque()
         self._workers = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle: dict[tuple[str, str, int], list[Wire]] = {}
@@ -322,10 +322,12 @@ class ExpressLane:
     # -- from the engine's threads -----------------------------------------------------------
     def submit(self, items: list[Item]) -> list[Future[Outcome]]:
         """Queue every item (first come, first served); a future per item. A future cancelled before
-        its file started is skipped."""
+        its file started is skipped; a file that rejects the job (or finds the credentials refused)
+        cancels the items of its ``submit`` not started yet, here on the loop, before the next one starts."""
         loop = self._running_loop()
         futures: list[Future[Outcome]] = [Future() for _ in items]
-        loop.call_soon_threadsafe(self._enqueue, list(zip(items, futures, strict=True)))
+        loop.call_soon_threadsafe(self._enqueue, [(item, future, futures) for item, future in
+                                                  zip(items, futures, strict=True)])
         return futures
 
     def close(self) -> None:
@@ -353,7 +355,7 @@ class ExpressLane:
     # -- on the loop -------------------------------------------------------------------------
     def _shutdown(self) -> None:
         stopped = TransientError("the instance is shutting down")
-        for _, future in self._queue:
+        for _, future, _ in self._queue:
             if future.set_running_or_notify_cancel():
                 future.set_exception(stopped)
         self._queue.clear()
@@ -365,7 +367,7 @@ class ExpressLane:
         self._idle.clear()
         asyncio.get_running_loop().stop()
 
-    def _enqueue(self, work: list[tuple[Item, Future[Outcome]]]) -> None:
+    def _enqueue(self, work: list[tuple[Item, Future[Outcome], list[Future[Outcome]]]]) -> None:
         self._queue.extend(work)
         while self._workers < min(self.concurrency, len(self._queue)):
             self._workers += 1
@@ -377,7 +379,7 @@ class ExpressLane:
         """One of at most ``concurrency``: takes files off the queue until it is empty."""
         try:
             while self._queue:
-                item, future = self._queue.popleft()
+                item, future, batch = self._queue.popleft()
                 if not future.set_running_or_notify_cancel():
                     continue
                 self._running.add(future)
@@ -385,6 +387,9 @@ class ExpressLane:
                     outcome = await self._file(item)
                 except Exception as exc:  # what the threaded engine raises too (or a bug): the job decides
                     self.counts["failed"] += 1
+                    if isinstance(exc, (RejectedError, CredentialsError)):
+                        for other in batch:
+                            other.cancel()  # only those not started: the job's outcome is decided
                     future.set_exception(exc)
                 else:
                     self.counts[outcome.action if isinstance(outcome, Copied) else _COUNTED[type(outcome)]] += 1
