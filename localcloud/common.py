@@ -306,6 +306,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     server_version = "LocalCloud"
     sys_version = ""
 
+    _arrived = 0.0  # when the request being handled arrived (monotonic)
+    _due = 0.0  # when its answer may leave (0: now)
+
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -320,8 +323,20 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def send_response(self, code: int, message: str | None = None) -> None:
+        self.wait_due()
         self.log_fields["status"] = code
         super().send_response(code, message)
+
+    def hold(self, seconds: float) -> None:
+        """Keep the answer back ``seconds`` more (work the emulated service takes time for)."""
+        self._due = (self._due or time.monotonic()) + seconds
+
+    def wait_due(self) -> None:
+        """Sleep until the answer may leave (see :meth:`inject`)."""
+        due, self._due = self._due, 0.0
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         return http_date(timestamp)
@@ -383,7 +398,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if split.path.startswith(ADMIN_PREFIX):
             self._admin(split.path[len(ADMIN_PREFIX):])
             return
-        started = time.monotonic()
+        started = self._arrived = time.monotonic()
+        self._due = 0.0
         self.emulator.log.begin()
         try:
             self.dispatch()
@@ -410,19 +426,24 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def inject(self, op: str) -> str | None:
         """Record the operation, apply latency and faults.
 
+        The latency is a time the answer may not leave before, counted from the request's arrival
+        (:meth:`wait_due`, at the first status line): the emulator's own work is done within it, as a
+        real service's is within its round trip, rather than added to it by this machine's CPU.
+
         Returns the fault kind the emulator must answer with itself (``503``...), or None.
         ``reset`` raises :class:`DroppedError`; ``slow`` sleeps and returns None.
         """
         self.log_fields["op"] = op
         knobs = self.emulator.knobs
         if knobs.latency:
-            time.sleep(knobs.latency)
+            self._due = self._arrived + knobs.latency
         rule = knobs.pick_fault(op)
         if rule is None:
             return None
         self.log_fields["fault"] = rule.kind
         if rule.kind == "reset":
             self.read_body()
+            self.wait_due()
             raise DroppedError
         if rule.kind == "slow":
             time.sleep(rule.seconds)

@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", help="seed file (events/seed.json format, or just the jobs map)")
     parser.add_argument("--qps", type=int, help="accepted calls per sliding second (default unlimited)")
     parser.add_argument("--retry-after", type=int, metavar="MS", help="x-acs-retry-after on Throttling answers (ms)")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds from a call's arrival before its answer may leave (its own work included)")
     parser.add_argument("--region", default="cn-hangzhou")
     parser.add_argument("--unknown-job", choices=["empty", "error"], default="empty")
     parser.add_argument("--pending-result", choices=["empty", "seeded"], default="empty")

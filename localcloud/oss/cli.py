@@ -16,7 +16,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     add("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
     add("--seed", metavar="FILE", help='seed file; its "oss" section is loaded')
-    add("--latency", type=float, default=0.0, help="seconds added to every request")
+    add("--latency", type=float, default=0.0,
+        help="seconds from a request's arrival before its answer may leave (the emulator's own work included)")
     add("--copy-rate", type=float, help="bytes/s of CopyObject and UploadPartCopy (default instant)")
     add("--bandwidth", type=float, help="bytes/s per GET/PUT body (default unlimited)")
     add("--region", help="region of buckets created on demand (default cn-hangzhou)")

@@ -279,7 +279,7 @@ class HandlerCore(EmulatorHandler):
     def copy_delay(self, size: int) -> None:
         rate = self.setting("copy_rate")
         if rate:
-            time.sleep(size / float(rate))
+            self.hold(size / float(rate))
 
     def object_headers(self, record: ObjectRecord) -> dict[str, str]:
         headers = {"ETag": f'"{record.etag}"', "Last-Modified": http_date(record.last_modified),
