@@ -13,8 +13,8 @@ import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from . import logs
 from .budget import Deadline
@@ -28,6 +28,9 @@ from .outcomes import JobReport, Outcome, short
 from .pending import PendingRegistry
 from .processor import JobProcessor
 from .ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from .ahead import QueryAhead
 from .storage import Storage
 
 #: A sweep does not start a job with less time than this left (the rest wait for the next sweep).
@@ -45,6 +48,22 @@ class Runtime:
     registry: PendingRegistry
     processor: JobProcessor
     job_pool: ThreadPoolExecutor
+    _ahead: QueryAhead | None = field(default=None, init=False)
+    _ahead_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def query_ahead(self) -> QueryAhead | None:
+        """The batches' first MPS calls from the express lane's loop, built on first use; None where
+        there is no lane or MPS is not on the lean pool (a proxy, a test's transport)."""
+        with self._ahead_lock:
+            if self._ahead is None and self.mps.lean:
+                lane = self.processor.engine.lane
+                if lane is not None:
+                    from .ahead import QueryAhead
+                    from .mps import ca_bundle
+
+                    self._ahead = QueryAhead(self.mps, lane, self.mps.endpoint, ca_bundle())
+                    self.mps.ahead = self._ahead
+            return self._ahead
 
     def close(self) -> None:
         """Stop the instance's pools and its MPS connections (the local invoker and drills call this)."""
@@ -148,9 +167,17 @@ def run(rt: Runtime, event: bytes | str, deadline: Deadline) -> list[JobReport]:
             logs.info("sweep.deferred", jobs=skipped, reason="time budget; left for the next sweep")
         _clean_uploads(rt, deadline)
         return [*reports, *(report for report in swept if report is not None)]
-    futures = [logs.submit(rt.job_pool, rt.processor.process, ref.job_id, deadline, ref.message_id)
-               for ref in parsed.refs]
-    return [*reports, *(future.result() for future in futures)]
+    ahead = rt.query_ahead() if len(parsed.refs) > 1 else None
+    ids = [ref.job_id for ref in parsed.refs]
+    if ahead is not None:
+        ahead.offer(ids, deadline)
+    try:
+        futures = [logs.submit(rt.job_pool, rt.processor.process, ref.job_id, deadline, ref.message_id)
+                   for ref in parsed.refs]
+        return [*reports, *(future.result() for future in futures)]
+    finally:
+        if ahead is not None:
+            ahead.forget(ids)
 
 
 def _clean_uploads(rt: Runtime, deadline: Deadline) -> None:

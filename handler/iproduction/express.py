@@ -23,6 +23,7 @@ import ssl
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -465,25 +466,32 @@ class ExpressLane:
                                 bucket.region, bucket.product, bucket.cloudbox_id)
         bucket.auth._sign_request(request, bucket.bucket_name, key)
         data = _header_block(method, target, endpoint.netloc, request.headers, 0)
-        scheme, host, port = endpoint.key
-        timeout = self.storage.settings.oss_timeout  # as the threaded engine's (FC's timeout may come first)
-        wire = self._idle_wire((scheme, host, port))
+        try:
+            answer = await self.exchange(endpoint.key, data, head_only=head_only,
+                                         timeout=self.storage.settings.oss_timeout)  # as the threaded engine's
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise AnswerError(oss_errors.RequestError(exc), what) from None
+        if answer.status // 100 != 2 and not (head_only and answer.status == 404):
+            raise AnswerError(oss_errors.make_exception(answer), what)
+        return answer
+
+    async def exchange(self, key: tuple[str, str, int], data: bytes, *, timeout: float, head_only: bool = False,
+                       tls: ssl.SSLContext | None = None) -> Answer:
+        """Send one request (its whole header block, no body) on a pooled connection to ``key``
+        (scheme, host, port) and read its answer; raises ``OSError`` or ``TimeoutError`` when there
+        is none. ``tls``: the context for an ``https`` key (default: the lane's own)."""
+        wire = self._idle_wire(key)
         if wire is None:
-            try:
-                wire = await asyncio.wait_for(self._connect((scheme, host, port)), timeout)
-            except (OSError, asyncio.TimeoutError) as exc:
-                raise AnswerError(oss_errors.RequestError(exc), what) from None
+            wire = await asyncio.wait_for(self._connect(key, tls), timeout)
         self._busy.add(wire)
         loop = asyncio.get_running_loop()
         waiter = wire.send(data, head_only)
         timer = loop.call_later(timeout, wire._fail, TimeoutError(f"no answer in {timeout:.1f}s"))
         try:
             answer = await waiter
-        except (OSError, asyncio.CancelledError) as exc:
+        except (OSError, asyncio.CancelledError):
             wire.abort()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise AnswerError(oss_errors.RequestError(exc), what) from None
+            raise
         finally:
             timer.cancel()
             self._busy.discard(wire)
@@ -495,9 +503,11 @@ class ExpressLane:
                 wire.abort()
         else:
             wire.abort()
-        if answer.status // 100 != 2 and not (head_only and answer.status == 404):
-            raise AnswerError(oss_errors.make_exception(answer), what)
         return answer
+
+    def schedule(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the lane's loop (from any thread), starting the loop if need be."""
+        self._running_loop().call_soon_threadsafe(callback)
 
     def _idle_wire(self, key: tuple[str, str, int]) -> Wire | None:
         idle = self._idle.get(key)
@@ -508,9 +518,9 @@ class ExpressLane:
             wire.abort()
         return None
 
-    async def _connect(self, key: tuple[str, str, int]) -> Wire:
+    async def _connect(self, key: tuple[str, str, int], tls: ssl.SSLContext | None = None) -> Wire:
         scheme, host, port = key
-        tls = self._context() if scheme == "https" else None
+        tls = (tls or self._context()) if scheme == "https" else None
         _, wire = await asyncio.get_running_loop().create_connection(
             lambda: Wire(key), host, port, ssl=tls, server_hostname=host if tls else None)
         return wire

@@ -13,6 +13,9 @@ import json
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -21,11 +24,12 @@ import httpx
 from . import retry, signing
 from .budget import Deadline
 from .credentials import CredentialsSource
-from .errors import CredentialsError, RejectedError, TransientError
+from .errors import BudgetExceededError, CredentialsError, RejectedError, TransientError
 from .ratelimit import RateLimiter
 from .transport import LeanHTTPXTransport, ca_settings, proxy_configured
 
 if TYPE_CHECKING:
+    from .ahead import QueryAhead
     from .models import QueryJobAnswer
 
 VERSION = "2014-06-18"
@@ -69,6 +73,11 @@ class MPSInvalidParameterError(MPSError, RejectedError):
 
 class MPSClientError(MPSError, TransientError):
     """Any other 4xx: not retried here; ``error`` so that the message is kept, not dropped."""
+
+
+def ca_bundle() -> str:
+    """What MPS's certificate is verified against: ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else as requests."""
+    return os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR") or ca_settings()
 
 
 def error_from_response(response: httpx.Response) -> MPSError:
@@ -136,6 +145,8 @@ class MPSClient:
         self._transport = transport
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
+        #: Sends a batch's first calls from the express lane's loop (set by the runtime; None: never).
+        self.ahead: QueryAhead | None = None
 
     @property
     def _http(self) -> httpx.Client:
@@ -144,8 +155,7 @@ class MPSClient:
             if self._client is None:
                 transport = self._transport
                 if transport is None and not proxy_configured():  # with a proxy, httpx's own transport
-                    ca = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR") or ca_settings()
-                    transport = LeanHTTPXTransport(self._pool_size, ca)
+                    transport = LeanHTTPXTransport(self._pool_size, ca_bundle())
                 self._client = httpx.Client(
                     timeout=httpx.Timeout(self._timeout),
                     limits=httpx.Limits(max_connections=self._pool_size, max_keepalive_connections=self._pool_size),
@@ -154,6 +164,23 @@ class MPSClient:
                 )
             return self._client
 
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    @property
+    def lean(self) -> bool:
+        """Whether calls go out on the lean pool (no proxy, no transport given)."""
+        return self._transport is None and not proxy_configured()
+
     def close(self) -> None:
         with self._client_lock:
             if self._client is not None:
@@ -161,19 +188,45 @@ class MPSClient:
                 self._client = None
 
     def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None,
-             skip_if: Callable[[], bool] | None = None) -> dict[str, Any] | None:
+             skip_if: Callable[[], bool] | None = None, first: Future[Reply | None] | None = None
+             ) -> dict[str, Any] | None:
         """One RPC action with retries; returns the decoded JSON answer. ``skip_if`` is asked once a
-        rate-cap slot is held, before each try: True gives the slot back unused and returns None."""
-        return retry.call(lambda: self._attempt(action, params, deadline, skip_if), classify,
-                          deadline=deadline, policy=self._policy, stats=self.stats)
+        rate-cap slot is held, before each try: True gives the slot back unused and returns None.
+        ``first``: the first try, sent by :class:`~iproduction.ahead.QueryAhead` (None: skipped)."""
+        tries = iter([first] if first is not None else [])
+
+        def attempt() -> dict[str, Any] | None:
+            ahead = next(tries, None)
+            if ahead is None:
+                return self._attempt(action, params, deadline, skip_if)
+            timeout = None if deadline is None else max(0.0, deadline.remaining())
+            try:
+                reply = ahead.result(timeout)
+            except FutureTimeout:
+                raise BudgetExceededError("time budget exhausted waiting for the MPS call") from None
+            return None if reply is None else self._read(reply.response())
+
+        return retry.call(attempt, classify, deadline=deadline, policy=self._policy, stats=self.stats)
 
     def query_iproduction_job(self, job_id: str, deadline: Deadline | None = None,
                               skip_if: Callable[[], bool] | None = None) -> QueryJobAnswer | None:
-        """The job's answer; None if ``skip_if`` said so before the call went out (see :meth:`call`)."""
+        """The job's answer; None if ``skip_if`` said so before the call went out (see :meth:`call`).
+        If the query-ahead holds the job's first call, that is the first try."""
         from .models import QueryJobAnswer
 
-        body = self.call("QueryIProductionJob", {"JobId": job_id}, deadline, skip_if)
+        first = self.ahead.claim(job_id, skip_if) if self.ahead is not None else None
+        body = self.call("QueryIProductionJob", {"JobId": job_id}, deadline, skip_if, first)
         return None if body is None else QueryJobAnswer.model_validate(body)
+
+    def signed(self, action: str, params: dict[str, str]) -> tuple[str, dict[str, str]]:
+        """The query string (encoded exactly as it was signed, RFC 3986) and the headers of one try:
+        a fresh nonce, timestamp and credentials every time."""
+        creds = self._credentials.get()
+        if self._signature == "v2":
+            return signing.canonical_query(signing.v2_query(action, VERSION, params, creds)), {}
+        query = dict(params)
+        headers = signing.v3_headers(action, VERSION, self._host, query, creds)
+        return signing.canonical_query(query), headers
 
     def _attempt(self, action: str, params: dict[str, str], deadline: Deadline | None,
                  skip_if: Callable[[], bool] | None) -> dict[str, Any] | None:
@@ -186,19 +239,13 @@ class MPSClient:
         try:
             if skip_if is not None and skip_if():
                 return None
-            creds = self._credentials.get()  # fresh nonce, timestamp and credentials on every try
-            if self._signature == "v2":
-                query, headers = signing.v2_query(action, VERSION, params, creds), {}
-            else:
-                query = dict(params)
-                headers = signing.v3_headers(action, VERSION, self._host, query, creds)
+            query, headers = self.signed(action, params)
             timeout = None
             if deadline is not None:
                 timeout = max(0.1, min(self._timeout, deadline.remaining()))
             sent = True
             try:
-                # The query is encoded exactly as it was signed (RFC 3986), not by httpx's rules.
-                response = http.post(f"{self._endpoint}/?{signing.canonical_query(query)}", headers=headers,
+                response = http.post(f"{self._endpoint}/?{query}", headers=headers,
                                      timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
             except httpx.TransportError as exc:
                 # The exception text of httpx may hold the URL, and a V2 URL holds the AccessKeyId and
@@ -206,6 +253,11 @@ class MPSClient:
                 raise MPSNetworkError(f"MPS unreachable: {type(exc).__name__}") from None
         finally:
             self._limiter.release(used=sent)
+        return self._read(response)
+
+    @staticmethod
+    def _read(response: httpx.Response) -> dict[str, Any]:
+        """The decoded JSON object of an answer, or the typed error it means."""
         if response.status_code >= 400:
             raise error_from_response(response)
         try:
@@ -216,3 +268,15 @@ class MPSClient:
         if not isinstance(body, dict):
             raise MPSServerError("MPS answered with JSON that is not an object", status=response.status_code)
         return body
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer that came back outside httpx (the query-ahead's): read as httpx's would be."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def response(self) -> httpx.Response:
+        return httpx.Response(self.status, headers=self.headers, content=self.body)

@@ -74,6 +74,23 @@ class RateLimiter:
             self._in_flight += 1
         return self._clock() - started
 
+    def try_acquire(self, deadline: Deadline | None = None) -> float:
+        """Take a slot without blocking: 0.0 if taken (pair with :meth:`release`), else the seconds
+        until one may free. Callers blocked in :meth:`acquire` go first. Raises
+        ``BudgetExceededError`` when the time budget would end first."""
+        with self._lock:
+            now = self._clock()
+            while self._answered and self._answered[0] + self._window <= now:
+                self._answered.popleft()
+            if not self._queue and len(self._answered) + self._in_flight < self._calls:
+                self._in_flight += 1
+                return 0.0
+            free_at = self._answered[0] + self._window if self._answered else now + self._window
+            wait = max(free_at - now, 0.001)
+            if deadline is not None and deadline.remaining() < wait:
+                raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
+            return wait
+
     def release(self, used: bool = True) -> None:
         """The call's answer is in (or it failed): its slot frees one window from now. ``used=False``:
         the call was never sent, and the slot is free again at once."""

@@ -196,3 +196,36 @@ def test_a_slot_given_back_unused_is_free_at_once() -> None:
     limiter.release()
     with pytest.raises(BudgetExceededError):  # that one was sent: its window runs
         limiter.acquire(Deadline(0.5, clock=clock))
+
+
+def test_try_acquire_takes_a_free_slot_or_says_when_one_frees() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock)
+    assert limiter.try_acquire() == 0.0 and limiter.try_acquire() == 0.0
+    assert limiter.try_acquire() == pytest.approx(1.0)  # both in flight: a window after an answer at the soonest
+    clock.now = 0.25
+    limiter.release()
+    clock.now = 0.5
+    assert limiter.try_acquire() == pytest.approx(0.75)  # that answer's window ends at 1.25
+    with pytest.raises(BudgetExceededError):
+        limiter.try_acquire(Deadline(0.5, clock=clock))
+    clock.now = 1.25
+    assert limiter.try_acquire() == 0.0
+    limiter.release(used=False)
+    assert limiter.try_acquire() == 0.0  # given back unused: free at once
+
+
+def test_try_acquire_lets_blocked_callers_go_first() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1, window=0.2, clock=clock)
+    limiter.acquire()
+    limiter.release()  # answered at 0: the slot frees at 0.2
+    went = threading.Event()
+    waiter = threading.Thread(target=lambda: (limiter.acquire(), went.set()))
+    waiter.start()
+    while not limiter._queue:
+        time.sleep(0.001)
+    clock.now = 0.2  # free by the clock, while the waiter still sleeps its 0.2 s
+    assert limiter.try_acquire() > 0  # not taken from under it
+    assert went.wait(5)
+    assert limiter.try_acquire() > 0  # the waiter holds it
