@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +80,25 @@ class Bucket:
     created: float = field(default_factory=time.time)
     objects: dict[str, ObjectRecord] = field(default_factory=dict)
     uploads: dict[str, Upload] = field(default_factory=dict)
+    #: The object keys in order, so that a listing reads its prefix's range, not every key (as OSS does).
+    keys: list[str] = field(default_factory=list)
+
+    def keep(self, record: ObjectRecord) -> None:
+        if record.key not in self.objects:
+            bisect.insort(self.keys, record.key)
+        self.objects[record.key] = record
+
+    def drop(self, key: str) -> None:
+        if self.objects.pop(key, None) is not None:
+            del self.keys[bisect.bisect_left(self.keys, key)]
+
+    def keys_after(self, prefix: str, after: str) -> Iterator[str]:
+        """The keys starting with ``prefix`` and above ``after``, in order."""
+        keys = self.keys
+        at = bisect.bisect_right(keys, after) if after >= prefix else bisect.bisect_left(keys, prefix)
+        while at < len(keys) and keys[at].startswith(prefix):
+            yield keys[at]
+            at += 1
 
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "region": self.region, "objects": len(self.objects),
@@ -151,10 +172,10 @@ class Store:
 
     def put(self, bucket: str, record: ObjectRecord, *, forbid_overwrite: bool = False) -> None:
         with self.lock:
-            objects = self.bucket(bucket).objects
-            if forbid_overwrite and record.key in objects:
+            target = self.bucket(bucket)
+            if forbid_overwrite and record.key in target.objects:
                 raise OssError("FileAlreadyExists", Key=record.key)
-            objects[record.key] = record
+            target.keep(record)
 
     def exists(self, bucket: str, key: str) -> bool:
         with self.lock:
@@ -162,14 +183,15 @@ class Store:
 
     def delete(self, bucket: str, key: str) -> None:
         with self.lock:
-            self.bucket(bucket).objects.pop(key, None)
+            self.bucket(bucket).drop(key)
 
     def list(self, bucket: str, *, prefix: str = "", delimiter: str = "", after: str = "",
              max_keys: int = 100) -> Listing:
         """Keys in UTF-8 (= code point) order after ``after``, grouped by ``delimiter``."""
         with self.lock:
-            records = self.bucket(bucket).objects
-            keys = sorted(key for key in records if key.startswith(prefix) and key > after)
+            found = self.bucket(bucket)
+            records = found.objects
+            keys = found.keys_after(prefix, after)
             objects: list[ObjectRecord] = []
             prefixes: list[str] = []
             last = ""
