@@ -153,7 +153,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                            "a number of seconds above 0 and at most 300"),
         oss_timeout=_parse(env, "OSS_TIMEOUT_SECONDS", 60.0, float, lambda v: 0 < v <= 3600,
                            "a number of seconds above 0 and at most 3600"),
-        job_concurrency=_parse(env, "JOB_CONCURRENCY", 32, int, lambda v: 1 <= v <= 256,
+        job_concurrency=_parse(env, "JOB_CONCURRENCY", 64, int, lambda v: 1 <= v <= 256,
                                "an integer from 1 to 256"),
     )
 
