@@ -427,8 +427,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         """Record the operation, apply latency and faults.
 
         The latency is a time the answer may not leave before, counted from the request's arrival
-        (:meth:`wait_due`, at the first status line): the emulator's own work is done within it, as a
-        real service's is within its round trip, rather than added to it by this machine's CPU.
+        (its body's last byte, if it has one; :meth:`wait_due`, at the first status line): the
+        emulator's own work is done within it, as a real service's is within its round trip, rather
+        than added to it by this machine's CPU.
 
         Returns the fault kind the emulator must answer with itself (``503``...), or None.
         ``reset`` raises :class:`DroppedError`; ``slow`` sleeps and returns None.
@@ -463,6 +464,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 if size == 0:
                     while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass
+                    self._arrived_whole()
                     return
                 remaining = size
                 while remaining:
@@ -480,6 +482,12 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                     raise ConnectionResetError("client closed mid-body")
                 remaining -= len(data)
                 yield data
+            self._arrived_whole()
+
+    def _arrived_whole(self) -> None:
+        """The body's last byte is in: the latency counts from now (a body's upload time is not in it)."""
+        if self._due:
+            self._due = max(self._due, time.monotonic() + self.emulator.knobs.latency)
 
     def read_body(self) -> bytes:
         return b"".join(self.iter_body())
