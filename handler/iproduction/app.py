@@ -28,10 +28,10 @@ from .outcomes import JobReport, Outcome, short
 from .pending import PendingRegistry
 from .processor import JobProcessor
 from .ratelimit import RateLimiter
+from .storage import Storage
 
 if TYPE_CHECKING:
     from .ahead import QueryAhead
-from .storage import Storage
 
 #: A sweep does not start a job with less time than this left (the rest wait for the next sweep).
 SWEEP_MIN_SECONDS = 2.0
