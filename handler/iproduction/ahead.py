@@ -28,12 +28,10 @@ from . import logs
 from .budget import Deadline
 from .errors import BudgetExceededError
 from .express import ExpressLane
-from .mps import MPSClient, MPSNetworkError, Reply
+from .mps import HEADERS, MPSClient, MPSNetworkError, Reply, ca_bundle
 from .transport import _header_block, tls_context
 
 ACTION = "QueryIProductionJob"
-#: Headers the MPS client's httpx sends on every call.
-HEADERS = {"accept": "application/json", "user-agent": "iproduction-collector/1.0"}
 
 
 @dataclass
@@ -48,15 +46,14 @@ class _Call:
 class QueryAhead:
     """Queues jobs' first calls (:meth:`offer`); a job's thread takes its call's outcome (:meth:`claim`)."""
 
-    def __init__(self, mps: MPSClient, lane: ExpressLane, endpoint: str, ca: str | None) -> None:
-        parts = urlsplit(endpoint)
+    def __init__(self, mps: MPSClient, lane: ExpressLane) -> None:
+        parts = urlsplit(mps.endpoint)
         scheme = parts.scheme.lower()
         self._key = (scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80))
         self._netloc = parts.netloc
         self._path = (parts.path.rstrip("/") or "") + "/"
         self._mps = mps
         self._lane = lane
-        self._ca = ca
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self._calls: dict[str, _Call] = {}  # offered, not claimed yet
@@ -166,5 +163,5 @@ class QueryAhead:
         if self._key[0] != "https":
             return None
         if self._tls is None:
-            self._tls = tls_context(self._ca)
+            self._tls = tls_context(ca_bundle())
         return self._tls

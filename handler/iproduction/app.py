@@ -59,9 +59,8 @@ class Runtime:
                 lane = self.processor.engine.lane
                 if lane is not None:
                     from .ahead import QueryAhead
-                    from .mps import ca_bundle
 
-                    self._ahead = QueryAhead(self.mps, lane, self.mps.endpoint, ca_bundle())
+                    self._ahead = QueryAhead(self.mps, lane)
                     self.mps.ahead = self._ahead
             return self._ahead
 

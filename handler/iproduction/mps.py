@@ -37,6 +37,8 @@ AUTH_CODES = ("SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden", "Acces
               "InvalidIdentity.ServiceDisabled", "InvalidSecurityToken", "IncompleteSignature",
               "IllegalTimestamp", "SignatureNonceUsed", "NoPermission")
 RETRYABLE_CODES = ("ServiceUnavailable", "InternalError", "UnknownError", "Rejected.Throttling")
+#: Sent with every call.
+HEADERS = {"accept": "application/json", "user-agent": "iproduction-collector/1.0"}
 
 
 class MPSError(Exception):
@@ -133,14 +135,14 @@ class MPSClient:
                  signature: str = "v3", timeout: float = 10.0, pool_size: int = 32,
                  policy: retry.RetryPolicy | None = None, stats: retry.RetryStats | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
-        self._endpoint = endpoint.rstrip("/")
-        self._host = urlsplit(self._endpoint).netloc
+        self.endpoint = endpoint.rstrip("/")
+        self._host = urlsplit(self.endpoint).netloc
         self._credentials = credentials
-        self._limiter = limiter
+        self.limiter = limiter
         self._signature = signature
         self._policy = policy or retry.RetryPolicy()
         self.stats = stats or retry.RetryStats()
-        self._timeout = timeout
+        self.timeout = timeout
         self._pool_size = pool_size
         self._transport = transport
         self._client: httpx.Client | None = None
@@ -157,24 +159,12 @@ class MPSClient:
                 if transport is None and not proxy_configured():  # with a proxy, httpx's own transport
                     transport = LeanHTTPXTransport(self._pool_size, ca_bundle())
                 self._client = httpx.Client(
-                    timeout=httpx.Timeout(self._timeout),
+                    timeout=httpx.Timeout(self.timeout),
                     limits=httpx.Limits(max_connections=self._pool_size, max_keepalive_connections=self._pool_size),
                     transport=transport,
-                    headers={"accept": "application/json", "user-agent": "iproduction-collector/1.0"},
+                    headers=HEADERS,
                 )
             return self._client
-
-    @property
-    def limiter(self) -> RateLimiter:
-        return self._limiter
-
-    @property
-    def timeout(self) -> float:
-        return self._timeout
-
-    @property
-    def endpoint(self) -> str:
-        return self._endpoint
 
     @property
     def lean(self) -> bool:
@@ -234,7 +224,7 @@ class MPSClient:
         # (the drills saw the calls of a cold instance's first sweep land 0.25 s late, bunched).
         http = self._http
         # The slot is held until the answer is in: MPS saw the call somewhere in between.
-        self._limiter.acquire(deadline)
+        self.limiter.acquire(deadline)
         sent = False
         try:
             if skip_if is not None and skip_if():
@@ -242,17 +232,17 @@ class MPSClient:
             query, headers = self.signed(action, params)
             timeout = None
             if deadline is not None:
-                timeout = max(0.1, min(self._timeout, deadline.remaining()))
+                timeout = max(0.1, min(self.timeout, deadline.remaining()))
             sent = True
             try:
-                response = http.post(f"{self._endpoint}/?{query}", headers=headers,
+                response = http.post(f"{self.endpoint}/?{query}", headers=headers,
                                      timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
             except httpx.TransportError as exc:
                 # The exception text of httpx may hold the URL, and a V2 URL holds the AccessKeyId and
                 # the STS token: keep only the class name.
                 raise MPSNetworkError(f"MPS unreachable: {type(exc).__name__}") from None
         finally:
-            self._limiter.release(used=sent)
+            self.limiter.release(used=sent)
         return self._read(response)
 
     @staticmethod

@@ -80,12 +80,10 @@ class RateLimiter:
         ``BudgetExceededError`` when the time budget would end first."""
         with self._lock:
             now = self._clock()
-            while self._answered and self._answered[0] + self._window <= now:
-                self._answered.popleft()
-            if not self._queue and len(self._answered) + self._in_flight < self._calls:
+            free_at = self._free_at(now)
+            if not self._queue and free_at <= now:
                 self._in_flight += 1
                 return 0.0
-            free_at = self._answered[0] + self._window if self._answered else now + self._window
             wait = max(free_at - now, 0.001)
             if deadline is not None and deadline.remaining() < wait:
                 raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
@@ -109,13 +107,19 @@ class RateLimiter:
             if remaining is not None and remaining <= 0:
                 raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
             return remaining
-        while self._answered and self._answered[0] + self._window <= now:
-            self._answered.popleft()
-        if len(self._answered) + self._in_flight < self._calls:
+        free_at = self._free_at(now)
+        if free_at <= now:
             return 0.0
-        # The earliest a slot can free: the oldest answer's window ends (a call still in flight
-        # frees its slot no sooner than one window from now).
-        free_at = self._answered[0] + self._window if self._answered else now + self._window
         if remaining is not None and remaining < free_at - now:
             raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
         return free_at - now if self._answered else remaining
+
+    def _free_at(self, now: float) -> float:
+        """When a slot is free: ``now`` if one is; else the earliest it can free, when the oldest
+        answer's window ends (a call still in flight frees its slot no sooner than one window from
+        now). Holds the lock."""
+        while self._answered and self._answered[0] + self._window <= now:
+            self._answered.popleft()
+        if len(self._answered) + self._in_flight < self._calls:
+            return now
+        return self._answered[0] + self._window if self._answered else now + self._window
