@@ -23,6 +23,7 @@ from .copier import CopyEngine, abort_stale_uploads
 from .credentials import CredentialsSource, resolve_credentials
 from .errors import CollectorError, InvocationFailedError
 from .events import BadMessage, parse_event
+from .lookups import Lookups
 from .mps import MPSClient
 from .outcomes import JobReport, Outcome, short
 from .pending import PendingRegistry
@@ -67,7 +68,7 @@ class Runtime:
     def close(self) -> None:
         """Stop the instance's pools and its MPS connections (the local invoker and drills call this)."""
         self.job_pool.shutdown(wait=False, cancel_futures=True)
-        self.processor.lookups.shutdown(wait=False, cancel_futures=True)
+        self.processor.lookups.pool.shutdown(wait=False, cancel_futures=True)
         self.processor.engine.close()
         self.mps.close()
 
@@ -80,11 +81,13 @@ def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:
                     pool_size=settings.job_concurrency)
     storage = Storage(settings, credentials)
     copy_pool = ThreadPoolExecutor(settings.copy_concurrency, thread_name_prefix="copy")
-    # Two lookups per job in flight: the destination listing and the pending record.
-    lookups = ThreadPoolExecutor(2 * settings.job_concurrency, thread_name_prefix="lookup")
+    # Two lookups per job in flight (the destination listing and the pending record), where there is
+    # no express lane, or when the lane's try is to be retried.
+    lookup_pool = ThreadPoolExecutor(2 * settings.job_concurrency, thread_name_prefix="lookup")
     registry = PendingRegistry(storage, settings)
-    processor = JobProcessor(settings, storage, mps, CopyEngine(storage, settings, copy_pool, express=True), registry,
-                             lookups)
+    engine = CopyEngine(storage, settings, copy_pool, express=True)
+    lookups = Lookups(storage, registry, lookup_pool, lambda: engine.lane)
+    processor = JobProcessor(settings, storage, mps, engine, registry, lookups)
     job_pool = ThreadPoolExecutor(settings.job_concurrency, thread_name_prefix="job")
     return Runtime(settings, credentials, mps, storage, registry, processor, job_pool)
 

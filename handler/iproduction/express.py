@@ -23,9 +23,11 @@ import ssl
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import urlencode
 
 import oss2
 from oss2 import exceptions as oss_errors
@@ -38,6 +40,8 @@ from .ossauth import uri_quote
 from .retry import INTEGRITY_RETRY
 from .storage import Listed, ObjectInfo, Storage, classify, object_info, translate
 from .transport import MAX_HEADERS, MAX_LINE, Headers, _header_block, _target, keeps_alive, tls_context
+
+T = TypeVar("T")
 
 #: Never more than this in one header block (a bigger one is not an OSS answer).
 MAX_HEAD = MAX_LINE + 8 * 1024
@@ -319,6 +323,7 @@ class ExpressLane:
         self.counts: Counter[str] = Counter()
         self._busy: set[Wire] = set()
         self._running: set[Future[Outcome]] = set()
+        self._calls: dict[asyncio.Task[object], Future[object]] = {}  # from run()
 
     # -- from the engine's threads -----------------------------------------------------------
     def submit(self, items: list[Item]) -> list[Future[Outcome]]:
@@ -363,6 +368,11 @@ class ExpressLane:
         for future in self._running:
             if not future.done():
                 future.set_exception(stopped)
+        for task, call in list(self._calls.items()):
+            task.cancel()
+            if not call.done():
+                call.set_exception(stopped)
+        self._calls.clear()
         for wire in [*self._busy, *(w for idle in self._idle.values() for w in idle)]:
             wire.abort()
         self._idle.clear()
@@ -405,20 +415,26 @@ class ExpressLane:
         try:
             return await self._flow(item)
         except AnswerError as exc:
-            verdict = classify(exc.error)
-            wait = self.storage.policy.delay(0)
-            if verdict.retry_after is not None:
-                wait = max(wait, verdict.retry_after)
-            if not verdict.retry or item.deadline.remaining() < wait + 0.05:
-                raise translate(exc.error, exc.what) from None
-            self.storage.stats.add(verdict.kind)
-            return HandBack(f"retried: {verdict.kind}", wait)
+            wait = self.retry_wait(exc, item.deadline)
+            return HandBack(f"retried: {classify(exc.error).kind}", wait)
+
+    def retry_wait(self, exc: AnswerError, deadline: Deadline) -> float:
+        """How long to wait before the threaded engine tries again what failed here (counted as a
+        retry); raises the function's own error when it is not to be retried or there is no time."""
+        verdict = classify(exc.error)
+        wait = self.storage.policy.delay(0)
+        if verdict.retry_after is not None:
+            wait = max(wait, verdict.retry_after)
+        if not verdict.retry or deadline.remaining() < wait + 0.05:
+            raise translate(exc.error, exc.what) from None
+        self.storage.stats.add(verdict.kind)
+        return wait
 
     async def _flow(self, item: Item) -> Outcome:
         plan, deadline = item.plan, item.deadline
         deadline.check(0.1, "start a copy")
-        head = await self._request(item.source, "HEAD", plan.source_key, {}, f"HEAD {plan.source_bucket}/"
-                                   f"{plan.source_key}", head_only=True)
+        head = await self.request(item.source, "HEAD", plan.source_key, {}, f"HEAD {plan.source_bucket}/"
+                                  f"{plan.source_key}", head_only=True)
         if head.status == 404:
             if isinstance(oss_errors.make_exception(head), oss_errors.NoSuchBucket):
                 raise RejectedError(f"bucket {plan.source_bucket} does not exist")
@@ -439,9 +455,9 @@ class ExpressLane:
         deadline.check(self.timer.estimate(info.size), f"copy {plan.source_url}")
         started = time.monotonic()
         copy_source = f"/{plan.source_bucket}/{uri_quote(plan.source_key)}"
-        answer = await self._request(self.storage.dest, "PUT", plan.dest_key,
-                                     {"x-oss-copy-source": copy_source,
-                                      "x-oss-copy-source-if-match": f'"{info.etag}"'}, f"copy {plan.source_url}")
+        answer = await self.request(self.storage.dest, "PUT", plan.dest_key,
+                                    {"x-oss-copy-source": copy_source,
+                                     "x-oss-copy-source-if-match": f'"{info.etag}"'}, f"copy {plan.source_url}")
         self.timer.observe(info.size, time.monotonic() - started)
         etag = (answer.headers.get("etag") or "").strip('"').upper()
         if etag != info.etag:
@@ -453,19 +469,21 @@ class ExpressLane:
             return HandBack("did not verify", integrity_failures=1)
         return Copied(info, etag, "copied")
 
-    async def _request(self, bucket: oss2.Bucket, method: str, key: str, headers: dict[str, str], what: str,
-                       head_only: bool = False) -> Answer:
-        """One signed request on a pooled connection; any answer but a 2xx (or a HEAD's 404) raises
-        :class:`AnswerError` holding the exception oss2 would have raised."""
+    async def request(self, bucket: oss2.Bucket, method: str, key: str, headers: dict[str, str], what: str, *,
+                      params: dict[str, str] | None = None, body: bytes = b"", head_only: bool = False) -> Answer:
+        """One signed request on a pooled connection (``key`` empty for the bucket itself); any answer
+        but a 2xx (or a HEAD's 404) raises :class:`AnswerError` holding the exception oss2 would have raised."""
         where = (bucket.bucket_name, bucket.endpoint, bucket.app_name)
         endpoint = self._endpoints.get(where)
         if endpoint is None:
             endpoint = self._endpoints[where] = Endpoint.of(bucket)
         target = endpoint.path + uri_quote(key)
+        if params:
+            target += "?" + urlencode(params)
         request = SignedRequest(method, endpoint.url + target, {"user-agent": endpoint.user_agent, **headers},
-                                bucket.region, bucket.product, bucket.cloudbox_id)
+                                bucket.region, bucket.product, bucket.cloudbox_id, dict(params or {}))
         bucket.auth._sign_request(request, bucket.bucket_name, key)
-        data = _header_block(method, target, endpoint.netloc, request.headers, 0)
+        data = _header_block(method, target, endpoint.netloc, request.headers, len(body)) + body
         try:
             answer = await self.exchange(endpoint.key, data, head_only=head_only,
                                          timeout=self.storage.settings.oss_timeout)  # as the threaded engine's
@@ -504,6 +522,31 @@ class ExpressLane:
         else:
             wire.abort()
         return answer
+
+    def run(self, coroutine: Coroutine[object, object, T]) -> Future[T]:
+        """Run ``coroutine`` on the lane's loop (from any thread): its result or exception in the future."""
+        future: Future[T] = Future()
+        self._running_loop().call_soon_threadsafe(self._start_call, coroutine, future)
+        return future
+
+    def _start_call(self, coroutine: Coroutine[object, object, T], future: Future[T]) -> None:
+        if not future.set_running_or_notify_cancel():
+            coroutine.close()
+            return
+        task = asyncio.ensure_future(coroutine)
+        self._calls[task] = future
+        task.add_done_callback(self._call_done)
+
+    def _call_done(self, task: asyncio.Task[object]) -> None:
+        future = self._calls.pop(task, None)
+        if future is None or future.done():
+            return
+        if task.cancelled():
+            future.set_exception(TransientError("the instance is shutting down"))
+        elif task.exception() is not None:
+            future.set_exception(task.exception())  # type: ignore[arg-type]
+        else:
+            future.set_result(task.result())
 
     def schedule(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the lane's loop (from any thread), starting the loop if need be."""

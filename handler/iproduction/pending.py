@@ -74,6 +74,11 @@ class PendingRegistry:
 
     def get(self, job_id: str, deadline: Deadline | None, now: float) -> PendingRecord | None:
         doc = self.storage.get_json(self.storage.dest, pending_key(self.settings.dest_prefix, job_id), deadline)
+        return self.record(job_id, doc, now)
+
+    @staticmethod
+    def record(job_id: str, doc: Any, now: float) -> PendingRecord | None:
+        """The record a read document holds (None: there is none, or it is not JSON)."""
         return None if doc is None else PendingRecord.from_doc(job_id, doc, now)
 
     def save(self, record: PendingRecord, deadline: Deadline | None) -> None:

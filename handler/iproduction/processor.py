@@ -16,7 +16,7 @@ skipped, and the manifest is written once (forbid-overwrite), last.
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING
 
 from . import logs, manifest
@@ -25,7 +25,8 @@ from .config import Settings
 from .copier import CopiedFile, CopyEngine
 from .errors import CollectorError, RejectedError
 from .job import KNOWN_STATES, Action, Job, job_from_answer, parse_output, result_files
-from .layout import job_prefix, manifest_key, plan_files
+from .layout import manifest_key, plan_files
+from .lookups import Lookups
 from .mps import MPSClient
 from .outcomes import JobReport, Outcome, outcome_for, short
 from .pending import PendingRecord, PendingRegistry, new_record
@@ -42,7 +43,7 @@ def _committed(listing: Future[dict[str, Listed]], key: str) -> bool:
 
 class JobProcessor:
     def __init__(self, settings: Settings, storage: Storage, mps: MPSClient, engine: CopyEngine,
-                 registry: PendingRegistry, lookups: ThreadPoolExecutor) -> None:
+                 registry: PendingRegistry, lookups: Lookups) -> None:
         self.settings = settings
         self.storage = storage
         self.mps = mps
@@ -79,9 +80,8 @@ class JobProcessor:
         key = manifest_key(self.settings.dest_prefix, job_id)
         # LOOKUP and QUERY overlap (one round trip, not two): the query waits for the lookup only
         # if it must wait for the rate cap anyway, and is not sent when the lookup found a manifest.
-        listing = logs.submit(self.lookups, self.storage.list_prefix, self.storage.dest,
-                              job_prefix(self.settings.dest_prefix, job_id), deadline)
-        pending = logs.submit(self.lookups, self.registry.get, job_id, deadline, now)
+        started = self.lookups.start(job_id, deadline, now)
+        listing, pending = started.listing, started.record
         answer: QueryJobAnswer | None = None
         failure: CollectorError | None = None
         try:

@@ -93,6 +93,16 @@ def drained(result: R) -> R:
     return result
 
 
+def decode_json(data: bytes | None) -> Any | None:
+    """A JSON document, or None for no bytes or bytes that are not JSON."""
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
 def classify(exc: Exception) -> retry.Verdict:
     """Transient OSS failures: no answer, 5xx, 429, a CRC mismatch on an upload."""
     if isinstance(exc, (oss_errors.RequestError, requests.exceptions.RequestException)):
@@ -212,13 +222,7 @@ class Storage:
                                                    result.request_id)
             return data
 
-        data = self.call(attempt, f"GET {bucket.bucket_name}/{key}", deadline)
-        if data is None:
-            return None
-        try:
-            return json.loads(data)
-        except ValueError:
-            return None
+        return decode_json(self.call(attempt, f"GET {bucket.bucket_name}/{key}", deadline))
 
     def put_json(self, bucket: oss2.Bucket, key: str, document: Any, deadline: Deadline | None,
                  headers: dict[str, str] | None = None) -> oss2.models.PutObjectResult:

@@ -17,6 +17,7 @@ from oss2 import exceptions as oss_errors
 from iproduction.budget import CopyTimer
 from iproduction.config import load_settings
 from iproduction.credentials import Credentials, CredentialsSource
+from iproduction.errors import TransientError
 from iproduction.express import Answer, AnswerError, ExpressLane, _dechunk, _parse_head
 from iproduction.storage import Storage
 from tests.unit.scripted_server import CHUNKED, HEAD_ANSWER, Close, ScriptedServer, ok
@@ -35,7 +36,7 @@ def lane() -> Iterator[ExpressLane]:
 def fetch(lane: ExpressLane, server: ScriptedServer, method: str = "GET", key: str = "k",
           headers: dict[str, str] | None = None, head_only: bool = False) -> Answer:
     bucket = oss2.Bucket(lane.storage.auth, server.url, "bkt", session=lane.storage.session, region="cn-hangzhou")
-    call = lane._request(bucket, method, key, headers or {}, f"{method} bkt/{key}", head_only=head_only)
+    call = lane.request(bucket, method, key, headers or {}, f"{method} bkt/{key}", head_only=head_only)
     return asyncio.run_coroutine_threadsafe(call, lane._running_loop()).result(timeout=10)
 
 
@@ -148,3 +149,36 @@ def test_parsing_helpers() -> None:
     assert _dechunk(bytearray(b"3\r\nab")) is None
     with pytest.raises(ConnectionError):
         _dechunk(bytearray(b"zz\r\n"))
+
+
+def test_a_request_with_parameters_and_a_body_is_signed_over_both(lane: ExpressLane, serve: Any) -> None:
+    server = serve(ok(b"stored"))
+    bucket = oss2.Bucket(lane.storage.auth, server.url, "bkt", session=lane.storage.session, region="cn-hangzhou")
+    call = lane.request(bucket, "PUT", "a b", {"content-type": "application/json"}, "PUT bkt/a b",
+                        params={"list-type": "2", "prefix": "x/y z"}, body=b'{"k": 1}')
+    assert lane.run(call).result(timeout=10).body == b"stored"
+    (received,) = server.received
+    assert received.request_line == "PUT /bkt/a%20b?list-type=2&prefix=x%2Fy+z HTTP/1.1"
+    assert received.header("content-length") == "8" and received.body == b'{"k": 1}'
+    # oss2 signs the same request the same way (its parameters decoded, as the server reads them).
+    headers = {"content-type": "application/json", "x-oss-date": received.header("x-oss-date"),
+               "x-oss-content-sha256": "UNSIGNED-PAYLOAD"}
+    request = oss2.http.Request("PUT", "http://x/bkt/a%20b", params={"list-type": "2", "prefix": "x/y z"},
+                                headers=headers, region="cn-hangzhou", product="oss")
+    oss2.ProviderAuthV4(lane.storage.auth.credentials_provider)._sign_request(request, "bkt", "a b")
+    assert received.header("authorization") == request.headers["authorization"]
+
+
+def test_a_call_still_running_when_the_lane_closes_ends_in_a_transient_error(lane: ExpressLane) -> None:
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    call = lane.run(forever())
+    assert started.wait(5)
+    lane.close()
+    with pytest.raises(TransientError, match="shutting down"):
+        call.result(timeout=5)
+    assert lane.run(asyncio.sleep(0, result="a new loop")).result(timeout=5) == "a new loop"
