@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import oss2
 import pytest
 from oss2 import exceptions as oss_errors
 
+from iproduction import express
 from iproduction.budget import CopyTimer
 from iproduction.config import load_settings
 from iproduction.credentials import Credentials, CredentialsSource
@@ -24,13 +26,16 @@ from tests.unit.scripted_server import CHUNKED, HEAD_ANSWER, Close, ScriptedServ
 from tests.unit.test_transport import _certificate
 
 
-@pytest.fixture
-def lane() -> Iterator[ExpressLane]:
+@pytest.fixture(params=["uvloop", "asyncio"])
+def lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[ExpressLane]:
+    """A lane on uvloop's loop (as deployed) and on asyncio's own (its fallback)."""
+    if request.param == "asyncio":
+        monkeypatch.setattr(express, "new_loop", asyncio.new_event_loop)
     settings = load_settings({"DEST_BUCKET": "dest", "FC_REGION": "cn-hangzhou", "OSS_TIMEOUT_SECONDS": "1"})
     storage = Storage(settings, CredentialsSource(Credentials("ak", "sk", None)))
-    express = ExpressLane(storage, CopyTimer(), concurrency=4, threshold=1 << 30)
-    yield express
-    express.close()
+    made = ExpressLane(storage, CopyTimer(), concurrency=4, threshold=1 << 30)
+    yield made
+    made.close()
 
 
 def fetch(lane: ExpressLane, server: ScriptedServer, method: str = "GET", key: str = "k",
@@ -118,7 +123,11 @@ def test_error_answers_become_oss2_exceptions(lane: ExpressLane, serve: Any) -> 
     assert isinstance(caught.value.error, oss_errors.RequestError)
 
 
-def test_tls_is_verified_against_the_ca_bundle(serve: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_tls_is_verified_against_the_ca_bundle(serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               loop: str) -> None:
+    if loop == "asyncio":
+        monkeypatch.setattr(express, "new_loop", asyncio.new_event_loop)
     cert, key = _certificate(tmp_path)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
@@ -182,3 +191,15 @@ def test_a_call_still_running_when_the_lane_closes_ends_in_a_transient_error(lan
     with pytest.raises(TransientError, match="shutting down"):
         call.result(timeout=5)
     assert lane.run(asyncio.sleep(0, result="a new loop")).result(timeout=5) == "a new loop"
+
+
+def test_the_loop_is_uvloops_where_installed_else_asyncios(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvloop
+
+    loop = express.new_loop()
+    assert isinstance(loop, uvloop.Loop)
+    loop.close()
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # not installed
+    loop = express.new_loop()
+    assert type(loop) is type(asyncio.new_event_loop()) and not isinstance(loop, uvloop.Loop)
+    loop.close()
