@@ -26,11 +26,10 @@ from oss2.utils import iso8601_to_unixtime
 
 from . import logs
 from .budget import Deadline
-from .crc64 import crc64
 from .errors import TransientError
 from .layout import job_prefix, pending_key
 from .pending import PendingRecord, PendingRegistry
-from .storage import Listed, Storage, decode_json
+from .storage import Listed, Storage, check_read, decode_json
 
 if TYPE_CHECKING:  # asyncio is imported with the lane, on first use, not at cold start
     import asyncio
@@ -193,7 +192,8 @@ class Lookups:
                     return None
                 return _Again(lane.retry_wait(exc, deadline))
         crc = answer.headers.get("x-oss-hash-crc64ecma")
-        if crc and crc.isdigit() and crc64(answer.body) != int(crc):
-            damaged = oss_errors.InconsistentError("the CRC-64 of the bytes read differs from OSS's", answer.request_id)
+        try:
+            check_read(answer.body, int(crc) if crc and crc.isdigit() else None, answer.request_id)
+        except oss_errors.InconsistentError as damaged:
             return _Again(lane.retry_wait(AnswerError(damaged, what), deadline))
         return answer.body

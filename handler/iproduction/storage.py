@@ -93,6 +93,13 @@ def drained(result: R) -> R:
     return result
 
 
+def check_read(data: bytes, server_crc: int | None, request_id: str) -> None:
+    """Raise ``InconsistentError`` (retried) when the bytes read are not those OSS holds: a body
+    damaged on the way must be read again, not taken for what it says (or for no record)."""
+    if server_crc is not None and crc64(data) != server_crc:
+        raise oss_errors.InconsistentError("the CRC-64 of the bytes read differs from OSS's", request_id)
+
+
 def decode_json(data: bytes | None) -> Any | None:
     """A JSON document, or None for no bytes or bytes that are not JSON."""
     if data is None:
@@ -215,11 +222,7 @@ class Storage:
             except oss_errors.NoSuchKey:
                 return None
             data = result.read()
-            # A body damaged on the way must be read again (InconsistentError is retried), not taken
-            # for no record.
-            if result.server_crc is not None and crc64(data) != result.server_crc:
-                raise oss_errors.InconsistentError("the CRC-64 of the bytes read differs from OSS's",
-                                                   result.request_id)
+            check_read(data, result.server_crc, result.request_id)
             return data
 
         return decode_json(self.call(attempt, f"GET {bucket.bucket_name}/{key}", deadline))
