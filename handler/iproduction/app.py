@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import logs
 from .budget import Deadline
-from .config import Settings, describe, load_settings
+from .config import Settings, describe, load_settings, log_options, unknown_variables
 from .copier import CopyEngine, abort_stale_uploads
 from .credentials import CredentialsSource, resolve_credentials
 from .errors import CollectorError, InvocationFailedError
@@ -99,9 +99,13 @@ _runtime_lock = threading.Lock()
 def initialize(context: Any) -> None:
     """FC initializer: validate the configuration once per instance (raises naming the variable)."""
     global _runtime
-    logs.set_level(os.environ.get("LOG_LEVEL"))
+    logs.configure(*log_options(os.environ))
     with _runtime_lock:
         if _runtime is None:
+            for name, closest in unknown_variables(os.environ):
+                hint = f"; did you mean {closest}?" if closest else ""
+                logs.warning("config.unknown_variable", variable=name, closest=closest,
+                             message=f"{name} is not a variable this function reads (it is ignored){hint}")
             _runtime = build_runtime(os.environ, context)
             logs.info("instance.initialized", settings=describe(_runtime.settings))
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .logs import FORMATS, LEVELS
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -23,6 +25,39 @@ DEFAULT_PENDING_MAX_AGE = 172_800
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 URL_RE = re.compile(r"^https?://[^/\s?#]+/?$")
+
+#: Alibaba Cloud region ids where OSS runs ("OSS regions and endpoints",
+#: https://www.alibabacloud.com/help/en/oss/user-guide/regions-and-endpoints), MPS's among them. A region
+#: id outside this list is refused, unless it is the function's own (``FC_REGION``: FC runs there) or is
+#: named in ``EXTRA_REGIONS`` (a region newer than this list).
+REGIONS = frozenset({
+    # Chinese mainland
+    "cn-hangzhou", "cn-shanghai", "cn-nanjing", "cn-fuzhou", "cn-wuhan-lr", "cn-qingdao", "cn-beijing",
+    "cn-zhangjiakou", "cn-huhehaote", "cn-wulanchabu", "cn-shenzhen", "cn-heyuan", "cn-guangzhou", "cn-chengdu",
+    "cn-zhengzhou-jva",
+    # Asia Pacific, Europe, Americas, Middle East
+    "cn-hongkong", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
+    "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ap-southeast-8", "ap-south-1", "us-west-1",
+    "us-east-1", "na-south-1", "eu-central-1", "eu-west-1", "me-east-1", "me-central-1",
+    # Industry clouds (finance, government)
+    "cn-hangzhou-finance", "cn-shanghai-finance-1", "cn-shenzhen-finance-1", "cn-beijing-finance-1",
+    "cn-north-2-gov-1",
+})
+
+#: Every variable the function reads (FC's own ``FC_*`` and ``ALIBABA_CLOUD_*`` aside).
+VARIABLES = frozenset({
+    "DEST_BUCKET", "DEST_PREFIX", "DEST_REGION", "MPS_REGION", "MPS_ENDPOINT", "OSS_ENDPOINT", "SOURCE_BUCKETS",
+    "COPY_CONCURRENCY", "MULTIPART_THRESHOLD_BYTES", "PART_SIZE_BYTES", "MPS_MAX_QPS", "PENDING_MAX_AGE_SECONDS",
+    "MPS_SIGNATURE_VERSION", "MPS_TIMEOUT_SECONDS", "OSS_TIMEOUT_SECONDS", "JOB_CONCURRENCY", "LOG_LEVEL",
+    "LOG_FORMAT", "EXTRA_REGIONS",
+})
+#: A variable with one of these prefixes is taken for one of ours (misspelt) when it is not one of them.
+OUR_PREFIXES = ("DEST_", "MPS_", "OSS_", "COPY_", "PENDING_", "SOURCE_", "JOB_", "MULTIPART_", "PART_", "LOG_")
+#: Never warned about: set by FC, the runtime or the shell.
+FOREIGN_PREFIXES = ("FC_", "ALIBABA_CLOUD_", "PYTHON", "LC_", "SSL_", "REQUESTS_", "CURL_")
+FOREIGN = frozenset({"PATH", "HOME", "PWD", "OLDPWD", "USER", "LOGNAME", "SHELL", "HOSTNAME", "LANG", "LANGUAGE",
+                     "TERM", "TZ", "TMPDIR", "SHLVL", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "HTTP_PROXY",
+                     "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "GODEBUG", "MALLOC_ARENA_MAX"})
 
 T = TypeVar("T")
 
@@ -85,12 +120,44 @@ def _bucket(name: str, value: str) -> str:
 
 
 def _region(env: Mapping[str, str], name: str) -> str:
-    value = _get(env, name) or _get(env, "FC_REGION")
+    own = _get(env, "FC_REGION")
+    value = _get(env, name) or own
     if value is None:
         raise ConfigError(f"{name} is not set and FC_REGION is not set either")
+    variable = name if _get(env, name) else "FC_REGION"
+    wrong = f"{variable}={value} does not look like an Alibaba Cloud region id (e.g. cn-hangzhou, ap-southeast-1)"
     if not REGION_RE.match(value):
-        raise ConfigError(f"{name} must be a region id such as cn-hangzhou, got {value!r}")
+        raise ConfigError(wrong)
+    extra = {r.strip() for r in (env.get("EXTRA_REGIONS") or "").split(",") if r.strip()}
+    if value not in REGIONS | extra | {own}:
+        raise ConfigError(f"{wrong}; a region newer than the function's list can be allowed with "
+                          f"EXTRA_REGIONS={value}")
     return value
+
+
+def log_options(env: Mapping[str, str]) -> tuple[str, str]:
+    """``(LOG_LEVEL, LOG_FORMAT)``, validated (any case): ``INFO`` and ``json`` by default."""
+    level = (_get(env, "LOG_LEVEL") or "INFO").upper()
+    if level not in LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LEVELS)} (any case), got {env['LOG_LEVEL']!r}")
+    form = (_get(env, "LOG_FORMAT") or "json").lower()
+    if form not in FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be one of {', '.join(FORMATS)} (any case), got {env['LOG_FORMAT']!r}")
+    return level, form
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """Variables that look like one of ours but are not (a misspelling, ignored otherwise), each with
+    the closest name the function reads (or None)."""
+    found = []
+    for name in sorted(env):
+        if name in VARIABLES or name in FOREIGN or name.startswith(FOREIGN_PREFIXES):
+            continue
+        closest = difflib.get_close_matches(name.upper(), VARIABLES, n=1, cutoff=0.6)
+        near = difflib.get_close_matches(name.upper(), VARIABLES, n=1, cutoff=0.8)
+        if near or name.upper().startswith(OUR_PREFIXES):
+            found.append((name, closest[0] if closest else None))
+    return found
 
 
 def _endpoint(env: Mapping[str, str], name: str) -> str | None:

@@ -1,8 +1,10 @@
-"""Structured JSON logs: one line per event on stdout, with the FC request id and the job id.
+"""Structured logs: one line per event on stdout, with the FC request id and the job id.
 
+A line is JSON (``LOG_FORMAT=json``, the default: what a log query reads) or, for people reading a
+console (``LOG_FORMAT=pretty``), ``<UTC time> <LEVEL> [request id] [job id] <event> key=value ...``.
 ``request_id`` and ``job_id`` live in context variables; worker threads get them through
 :func:`submit`. Every registered secret is replaced by ``***`` in the final line, whatever
-code path produced it (exception texts included).
+code path produced it (exception texts included), in either format.
 """
 
 from __future__ import annotations
@@ -23,15 +25,20 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+FORMATS = ("json", "pretty")
 _level = LEVELS["INFO"]
+_format = "json"
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 _write_lock = threading.Lock()
 
 
-def set_level(name: str | None) -> None:
-    global _level
-    _level = LEVELS.get((name or "INFO").upper(), LEVELS["INFO"])
+def configure(level: str = "INFO", form: str = "json") -> None:
+    """Set the lowest level written and the line format (``config.log_options`` validates both)."""
+    global _level, _format
+    if level.upper() not in LEVELS or form.lower() not in FORMATS:
+        raise ValueError(f"unknown log level {level!r} or format {form!r}")
+    _level, _format = LEVELS[level.upper()], form.lower()
 
 
 def redact(*values: str | None) -> None:
@@ -56,22 +63,38 @@ def scrub(text: str) -> str:
     return text
 
 
-def _utc_now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+def _utc(now: float, separator: str = "T", zone: str = "Z") -> str:
+    return time.strftime(f"%Y-%m-%d{separator}%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}{zone}"
+
+
+def _plain(value: Any) -> str:
+    """A field's value in a pretty line: bare when that cannot be misread, else as JSON."""
+    if isinstance(value, str) and value and not any(c.isspace() or c in "\"=[]{}" for c in value):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def pretty(now: float, level: str, event: str, request: str | None, job: str | None,
+           fields: dict[str, Any]) -> str:
+    """``2026-12-04 16:00:00.123 INFO  [req-id] [job id] job.outcome outcome=committed files=3``."""
+    head = f"{_utc(now, ' ', '')} {level:<5} [{request or '-'}]" + (f" [{job}]" if job else "")
+    return " ".join([head, event, *(f"{key}={_plain(value)}" for key, value in fields.items())])
 
 
 def log(event: str, level: str = "INFO", **fields: Any) -> None:
-    """Write one JSON line: ``{"time", "level", "event", "requestId", "jobId", ...fields}``."""
+    """Write one line: JSON ``{"time", "level", "event", "requestId", "jobId", ...fields}``, or pretty."""
     if LEVELS.get(level, 20) < _level:
         return
-    record: dict[str, Any] = {"time": _utc_now(), "level": level, "event": event,
-                              "requestId": request_id.get()}
+    now = time.time()
     job = fields.pop("jobId", None) or job_id.get()
-    if job:
-        record["jobId"] = job
-    record.update(fields)
-    line = scrub(json.dumps(record, ensure_ascii=False, default=str))
+    if _format == "pretty":
+        line = scrub(pretty(now, level, event, request_id.get(), job, fields))
+    else:
+        record: dict[str, Any] = {"time": _utc(now), "level": level, "event": event, "requestId": request_id.get()}
+        if job:
+            record["jobId"] = job
+        record.update(fields)
+        line = scrub(json.dumps(record, ensure_ascii=False, default=str))
     with _write_lock:
         stream = sys.stdout  # looked up each time: the FC runtime (and tests) may swap it
         stream.write(line + "\n")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from iproduction.config import load_settings
+import pytest
+import yaml
+
+from iproduction.config import VARIABLES, load_settings, log_options, unknown_variables
 from iproduction.credentials import Credentials, resolve_credentials
 from iproduction.errors import ConfigError
 
@@ -47,10 +50,74 @@ def test_normalisation() -> None:
     ({**BASE, "DEST_PREFIX": "/abs/"}, "DEST_PREFIX"),
     ({**BASE, "DEST_PREFIX": "a/../b/"}, "DEST_PREFIX"),
     ({**BASE, "MPS_SIGNATURE_VERSION": "v4"}, "MPS_SIGNATURE_VERSION"),
+    ({**BASE, "DEST_REGION": "mars-1"}, "DEST_REGION=mars-1 does not look like an Alibaba Cloud region id"),
+    ({**BASE, "MPS_REGION": "cn-hangzou"}, "MPS_REGION=cn-hangzou does not look like"),
+    ({"DEST_BUCKET": "dest-bucket", "FC_REGION": "Hangzhou"}, "FC_REGION=Hangzhou does not look like"),
 ])
 def test_errors_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         load_settings(env)
+
+
+@pytest.mark.parametrize("region", ["cn-hangzhou", "ap-southeast-1", "us-west-1", "eu-central-1",
+                                    "cn-shanghai-finance-1", "me-central-1", "cn-hongkong"])
+def test_documented_regions_are_accepted(region: str) -> None:
+    s = load_settings({**BASE, "DEST_REGION": region, "MPS_REGION": region})
+    assert (s.dest_region, s.mps_region) == (region, region)
+
+
+def test_a_region_newer_than_the_list() -> None:
+    with pytest.raises(ConfigError, match="EXTRA_REGIONS=xx-newland-1"):
+        load_settings({**BASE, "DEST_REGION": "xx-newland-1"})
+    assert load_settings({**BASE, "DEST_REGION": "xx-newland-1",
+                          "EXTRA_REGIONS": "yy-other-2, xx-newland-1"}).dest_region == "xx-newland-1"
+    # FC runs the function in its own region: that one is taken as it is (shape checked)
+    s = load_settings({"DEST_BUCKET": "dest-bucket", "FC_REGION": "xx-newland-1"})
+    assert (s.dest_region, s.mps_region) == ("xx-newland-1", "xx-newland-1")
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, ("INFO", "json")),
+    ({"LOG_LEVEL": "debug", "LOG_FORMAT": "Pretty"}, ("DEBUG", "pretty")),
+    ({"LOG_LEVEL": " warning ", "LOG_FORMAT": ""}, ("WARNING", "json")),
+    ({"LOG_LEVEL": "Error", "LOG_FORMAT": "JSON"}, ("ERROR", "json")),
+])
+def test_log_options(env: dict[str, str], expected: tuple[str, str]) -> None:
+    assert log_options(env) == expected
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR (any case), got 'verbose'"),
+    ({"LOG_LEVEL": "warn"}, "LOG_LEVEL must be one of"),
+    ({"LOG_FORMAT": "text"}, "LOG_FORMAT must be one of json, pretty (any case), got 'text'"),
+])
+def test_log_options_refuse_what_they_do_not_know(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        log_options(env)
+    assert message in str(raised.value)
+
+
+def test_misspelt_variables_are_found_with_the_closest_name() -> None:
+    env = {**BASE, "COPYCONCURRENCY": "8", "DEST_BUKET": "x", "OSS_ACCESS_KEY_ID": "LTAI-not-read",
+           "PART_SIZE": "1", "log_level": "debug", "LOG_LEVEL": "INFO", "MPS_MAX_QPS": "10"}
+    assert unknown_variables(env) == [("COPYCONCURRENCY", "COPY_CONCURRENCY"), ("DEST_BUKET", "DEST_BUCKET"),
+                                      ("OSS_ACCESS_KEY_ID", None), ("PART_SIZE", "PART_SIZE_BYTES"),
+                                      ("log_level", "LOG_LEVEL")]
+
+
+def test_the_runtime_and_shell_variables_are_not_ours() -> None:
+    env = {"FC_FUNCTION_NAME": "f", "FC_REGION": "cn-hangzhou", "FC_FUNC_CODE_PATH": "/code/",
+           "ALIBABA_CLOUD_ACCESS_KEY_ID": "k", "ALIBABA_CLOUD_SECURITY_TOKEN": "t", "PATH": "/usr/bin",
+           "HOME": "/root", "LANG": "C.UTF-8", "PYTHONPATH": "/code", "LD_LIBRARY_PATH": "/code", "TZ": "UTC",
+           "HOSTNAME": "fc", "SSL_CERT_FILE": "/etc/ssl/cert.pem", "REQUESTS_CA_BUNDLE": "/x", "HTTPS_PROXY": "",
+           **{name: "1" for name in VARIABLES}}
+    assert unknown_variables(env) == []
+
+
+def test_the_template_sets_only_variables_the_function_reads() -> None:
+    template = yaml.safe_load((Path(__file__).resolve().parents[2] / "template.yml").read_text())
+    variables = template["resources"]["collector"]["props"]["environmentVariables"]
+    assert variables and unknown_variables(variables) == []
 
 
 class _Creds:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
@@ -16,14 +18,27 @@ from iproduction.outcomes import short
 TOKEN = "CAIS-unit/token+=secret"
 
 
-def capture(fn) -> list[dict]:  # type: ignore[no-untyped-def]
+def capture_text(fn) -> list[str]:  # type: ignore[no-untyped-def]
     buffer, saved = io.StringIO(), sys.stdout
     sys.stdout = buffer
     try:
         fn()
     finally:
         sys.stdout = saved
-    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+    return buffer.getvalue().splitlines()
+
+
+def capture(fn) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [json.loads(line) for line in capture_text(fn)]
+
+
+@pytest.fixture
+def pretty() -> Iterator[None]:
+    logs.configure("INFO", "pretty")
+    try:
+        yield
+    finally:
+        logs.configure()
 
 
 def test_one_json_line_per_event_with_request_and_job_ids() -> None:
@@ -55,6 +70,44 @@ def test_secrets_are_scrubbed_in_every_encoding(form: str) -> None:
     assert form not in short(text)
     lines = capture(lambda: logs.error("mps.refused", message=text))
     assert form not in json.dumps(lines)
+
+
+@pytest.mark.usefixtures("pretty")
+def test_pretty_lines_read_like_the_fc_console() -> None:
+    def run() -> None:
+        request = logs.request_id.set("1-6751a2b3-0f1e2d3c4b5a")
+        try:
+            logs.info("job.outcome", jobId="a" * 32, outcome="committed", files=3, bytes=1024,
+                      reason="its manifest exists", retries={"oss": 1})
+            logs.debug("not.shown")
+            logs.warning("config.unknown_variable", variable="COPYCONCURRENCY", closest=None)
+        finally:
+            logs.request_id.reset(request)
+        logs.error("outside.a.request", path="a=b")
+
+    first, second, third = capture_text(run)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO  \[1-6751a2b3-0f1e2d3c4b5a\] "
+                        rf"\[{'a' * 32}\] job\.outcome outcome=committed files=3 bytes=1024 "
+                        r'reason="its manifest exists" retries=\{"oss":1\}', first), first
+    assert second.endswith(" WARNING [1-6751a2b3-0f1e2d3c4b5a] config.unknown_variable "
+                           "variable=COPYCONCURRENCY closest=null")
+    assert third.endswith(' ERROR [-] outside.a.request path="a=b"')
+
+
+@pytest.mark.usefixtures("pretty")
+def test_secrets_are_scrubbed_in_pretty_lines_too() -> None:
+    logs.redact(TOKEN)
+    lines = capture_text(lambda: logs.error("mps.refused", message=f"token {TOKEN} and {quote(TOKEN, safe='')}",
+                                            token=TOKEN))
+    assert len(lines) == 1 and "mps.refused" in lines[0]
+    assert TOKEN not in lines[0] and quote(TOKEN, safe="") not in lines[0] and "secret" not in lines[0]
+
+
+def test_configure_refuses_unknown_names() -> None:
+    with pytest.raises(ValueError, match="verbose"):
+        logs.configure("verbose", "json")
+    with pytest.raises(ValueError, match="text"):
+        logs.configure("INFO", "text")
 
 
 def test_throttle() -> None:
