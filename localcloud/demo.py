@@ -1,6 +1,6 @@
 """The whole flow on the local emulators, as the README's first command shows it.
 
-A job seeded in ``Analysing`` (events/seed.json) is announced through every trigger format in
+A job seeded in ``Analysing`` (localcloud/seed.json) is announced through every trigger format in
 events/: it is ``pending`` at first, MPS then moves it to ``Success``, the next event copies its
 result files and commits the manifest, and every later event finds it ``already-committed``.
 

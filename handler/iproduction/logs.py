@@ -76,9 +76,10 @@ def _plain(value: Any) -> str:
 
 def pretty(now: float, level: str, event: str, request: str | None, job: str | None,
            fields: dict[str, Any]) -> str:
-    """``2026-12-04 16:00:00.123 INFO  [req-id] [job id] job.outcome outcome=committed files=3``."""
+    """``2026-12-04 16:00:00.123 INFO  [req-id] [job id] job.outcome outcome=committed files=3``
+    (fields without a value left out)."""
     head = f"{_utc(now, ' ', '')} {level:<5} [{request or '-'}]" + (f" [{job}]" if job else "")
-    return " ".join([head, event, *(f"{key}={_plain(value)}" for key, value in fields.items())])
+    return " ".join([head, event, *(f"{key}={_plain(value)}" for key, value in fields.items() if value is not None)])
 
 
 def log(event: str, level: str = "INFO", **fields: Any) -> None:

@@ -11,7 +11,7 @@ from ..mps import MpsEmulator
 from .context import Credentials
 from .instance import REPO_ROOT
 
-DEFAULT_SEED = REPO_ROOT / "events" / "seed.json"
+DEFAULT_SEED = REPO_ROOT / "localcloud" / "seed.json"
 LOCAL_CREDENTIALS = Credentials("LTAI5tLocalCloudKey0001", "localcloud-secret-not-for-real-use")
 LOCAL_REGION = "cn-hangzhou"
 DEST_BUCKET = "dest-bucket"

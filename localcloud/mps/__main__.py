@@ -1,4 +1,8 @@
-"""``python -m localcloud.mps --port 9001 --access-key-id ID --access-key-secret SECRET [...]``."""
+"""python -m localcloud.mps --port 9001 --access-key-id ID --access-key-secret SECRET [...]
+
+The MPS emulator in the foreground (QueryIProductionJob, SubmitIProductionJob, V2 and V3 signatures) with
+its admin routes under /_emulator/ (localcloud/mps/README.md).
+"""
 
 from __future__ import annotations
 
@@ -8,24 +12,36 @@ import sys
 from .server import MpsEmulator
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line (``main`` parses with it; tests read its options)."""
+    top = argparse.ArgumentParser(prog="python -m localcloud.mps", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = top.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=int, default=9001, help="port (default 9001; 0 picks a free one)")
+    add("--access-key-id", required=True, help="the only AccessKeyId accepted")
+    add("--access-key-secret", required=True, help="signatures are verified with this secret")
+    add("--security-token", help="emulate STS: requests must carry this token")
+    add("--seed", help="seed file (the format of localcloud/seed.json, or just its jobs map)")
+    add("--qps", type=int, help="accepted calls per sliding second (default unlimited)")
+    add("--retry-after", type=int, metavar="MS", help="x-acs-retry-after on Throttling answers (ms)")
+    add("--latency", type=float, default=0.0,
+        help="seconds from a call's arrival before its answer may leave (its own work included)")
+    add("--region", default="cn-hangzhou", help="region named in answers' HostId (default cn-hangzhou)")
+    add("--unknown-job", choices=["empty", "error"], default="empty",
+        help="answer for a JobId it does not hold: empty (200 with RequestId and JobId only; the default) or "
+             "error (400 InvalidParameter)")
+    add("--pending-result", choices=["empty", "seeded"], default="empty",
+        help="Result of a job in Queuing or Analysing: empty (an empty string; the default) or "
+             "seeded (the stored Result in every state)")
+    add("--result-as-object", action="store_true",
+        help="answer Result and Result.Data as JSON objects (default: JSON strings, like the real API)")
+    add("--verbose", action="store_true", help="log every request to stderr")
+    return top
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m localcloud.mps", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001)
-    parser.add_argument("--access-key-id", required=True)
-    parser.add_argument("--access-key-secret", required=True)
-    parser.add_argument("--security-token", help="emulate STS: requests must carry this token")
-    parser.add_argument("--seed", help="seed file (events/seed.json format, or just the jobs map)")
-    parser.add_argument("--qps", type=int, help="accepted calls per sliding second (default unlimited)")
-    parser.add_argument("--retry-after", type=int, metavar="MS", help="x-acs-retry-after on Throttling answers (ms)")
-    parser.add_argument("--latency", type=float, default=0.0,
-                        help="seconds from a call's arrival before its answer may leave (its own work included)")
-    parser.add_argument("--region", default="cn-hangzhou")
-    parser.add_argument("--unknown-job", choices=["empty", "error"], default="empty")
-    parser.add_argument("--pending-result", choices=["empty", "seeded"], default="empty")
-    parser.add_argument("--result-as-object", action="store_true")
-    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     emulator = MpsEmulator(
         args.host, args.port, latency=args.latency, verbose=args.verbose,
         access_key_id=args.access_key_id, access_key_secret=args.access_key_secret,

@@ -1,4 +1,4 @@
-"""Command line: ``python -m localcloud.oss --port 9000 [--seed events/seed.json] [...]``."""
+"""Command line: ``python -m localcloud.oss --port 9000 [--seed localcloud/seed.json] [...]``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import Any
 from .emulator import OssEmulator
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m localcloud.oss",
-                                     description="Local Alibaba Cloud OSS emulator for oss2.")
-    add = parser.add_argument
+def parser() -> argparse.ArgumentParser:
+    """The command line (``parse_args`` parses with it; tests read its options)."""
+    top = argparse.ArgumentParser(prog="python -m localcloud.oss",
+                                  description="Local Alibaba Cloud OSS emulator for oss2, in the foreground, "
+                                              "with its admin routes under /_emulator/ (localcloud/oss/README.md).")
+    add = top.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     add("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
     add("--seed", metavar="FILE", help='seed file; its "oss" section is loaded')
@@ -32,7 +34,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--setting", action="append", default=[], metavar="NAME=JSON", help="any other setting")
     add("--random-seed", type=int, default=0, help="seed of the fault-injection random draws")
     add("--verbose", action="store_true", help="log every request to stderr")
-    return parser.parse_args(argv)
+    return top
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:

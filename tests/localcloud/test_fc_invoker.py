@@ -218,3 +218,35 @@ def test_cli_local() -> None:
     env = json.loads(done.stdout)["env"]
     assert env["MPS_ENDPOINT"].startswith("http://127.0.0.1:") and env["OSS_ENDPOINT"].startswith("http://127.0.0.1:")
     assert env["DEST_BUCKET"] == "dest-bucket" and env["ALIBABA_CLOUD_ACCESS_KEY_ID"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing-event.json"], "event file not found: missing-event.json"),
+    ([str(REPO / "events" / "timer-jobids.json"), "--local", "--seed", "missing-seed.json"],
+     "seed file not found: missing-seed.json"),
+    ([str(REPO / "events" / "timer-jobids.json"), "--local", "--seed", str(REPO / "README.md")],
+     "is not JSON"),
+])
+def test_cli_a_file_that_is_not_there_is_one_line_and_status_2(args: list[str], message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "localcloud.fc", "invoke", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(Path(sys.prefix).resolve() != (REPO / ".venv").resolve(),
+                    reason="the script runs the project's own .venv (scripts/env.sh); these tests run elsewhere")
+def test_invoke_script_delivers_the_seeded_job_and_shows_where(tmp_path: Path) -> None:
+    (tmp_path / "event.json").write_bytes((REPO / "events" / "timer-jobids.json").read_bytes())
+    done = subprocess.run(["bash", str(REPO / "scripts" / "invoke.sh"), "event.json", "--mps-state", "Success",
+                           "--pretty"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (job,) = json.loads(done.stdout)["jobs"]
+    assert job["outcome"] == "committed" and job["files"] == 2
+    assert "Destination oss://dest-bucket/ on the OSS emulator (3 object(s)" in done.stderr
+    assert f"  {job['manifest']}  (" in done.stderr
+    assert f"[{job['jobId']}] job.outcome outcome=committed " in done.stderr  # --pretty
+    pending = subprocess.run(["bash", str(REPO / "scripts" / "invoke.sh"), "event.json"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert json.loads(pending.stdout)["jobs"][0]["outcome"] == "pending"
+    assert "add --mps-state Success" in pending.stderr and '"event": "job.outcome"' in pending.stderr

@@ -30,7 +30,7 @@ TEN_FIELDS = {"FunctionName", "Input", "JobId", "JobParams", "Output", "Pipeline
 ERROR_FIELDS = {"RequestId", "HostId", "Code", "Message", "Recommend"}
 DOC_RESULT = ('{"Code":"Success","Data":"{\\"result\\":[{\\"file\\":\\"iproduction/test-result.jpg\\"},'
               '{\\"file\\":\\"iproduction/test-origin.jpg\\"}]}","Message":"Successful."}')
-SEED = json.loads((REPO / "events" / "seed.json").read_text())
+SEED = json.loads((REPO / "localcloud" / "seed.json").read_text())
 
 
 def client(emulator: MpsEmulator, **options: Any) -> MpsClient:
@@ -128,6 +128,17 @@ def test_admin_routes(mps_emulator: MpsEmulator, mps_admin: MpsAdmin) -> None:
     assert mps_admin.set_state(JOB, "Success")["State"] == "Success"
     assert mps_admin.delete_job(JOB) and mps_admin.jobs() == {}
     assert mps_admin.seed(SEED) == 1 and mps_admin.clear_jobs() == 1
+
+
+def test_patch_changes_fields_and_put_replaces_the_job(seeded: MpsEmulator) -> None:
+    """What localcloud/mps/README.md tells a user who wants the seeded job finished."""
+    with httpx.Client(base_url=seeded.url) as admin:
+        patched = admin.patch(f"/_emulator/jobs/{JOB}", json={"State": "Success"})
+        assert patched.status_code == 200
+        assert patched.json()["job"] == {**SEED["mps"]["jobs"][JOB], "JobId": JOB, "State": "Success"}
+        assert admin.patch(f"/_emulator/jobs/{'f' * 32}", json={"State": "Success"}).status_code == 400
+        replaced = admin.put(f"/_emulator/jobs/{JOB}", json={"State": "Success"}).json()["job"]
+        assert "Output" not in replaced and "Result" not in replaced
 
 
 # -- authentication ---------------------------------------------------------------------------
@@ -345,7 +356,7 @@ def test_command_line(stop: signal.Signals) -> None:
     """Starts with one command, serves, and on SIGTERM or Ctrl-C exits 0 with its port closed."""
     process = subprocess.Popen(
         [sys.executable, "-m", "localcloud.mps", "--port", "0", "--access-key-id", "cli-id",
-         "--access-key-secret", "cli-secret", "--seed", str(REPO / "events" / "seed.json"), "--qps", "50"],
+         "--access-key-secret", "cli-secret", "--seed", str(REPO / "localcloud" / "seed.json"), "--qps", "50"],
         cwd=REPO, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None

@@ -686,7 +686,7 @@ def test_admin_routes(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
     oss_admin.delete_object("west-bucket", "t/bin")
     assert oss_admin.object("west-bucket", "t/bin") is None
     assert {b["name"]: b["region"] for b in oss_admin.buckets()} == {"west-bucket": "cn-shanghai"}
-    seed = json.loads((ROOT / "events" / "seed.json").read_text())
+    seed = json.loads((ROOT / "localcloud" / "seed.json").read_text())
     assert oss_admin.seed(seed)["objects"] == 2
     seeded = bucket(oss_emulator, "example-bucket").head_object("iproduction/test-result.jpg")
     assert seeded.content_type == "image/jpeg" and seeded.headers["x-oss-meta-pipeline"] == "demo"
@@ -727,7 +727,7 @@ def test_cli_starts_and_stops(tmp_path: Path) -> None:
                                capture_output=True, text=True, timeout=30, check=True).stdout
     assert "--copy-rate" in help_text and "--seed" in help_text
     process = subprocess.Popen(
-        [sys.executable, "-m", "localcloud.oss", "--port", "0", "--seed", "events/seed.json",
+        [sys.executable, "-m", "localcloud.oss", "--port", "0", "--seed", "localcloud/seed.json",
          "--access-key-id", "ak", "--access-key-secret", "sk", "--fault", '{"op": "HeadObject", "kind": "503"}'],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

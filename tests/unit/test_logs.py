@@ -90,7 +90,7 @@ def test_pretty_lines_read_like_the_fc_console() -> None:
                         rf"\[{'a' * 32}\] job\.outcome outcome=committed files=3 bytes=1024 "
                         r'reason="its manifest exists" retries=\{"oss":1\}', first), first
     assert second.endswith(" WARNING [1-6751a2b3-0f1e2d3c4b5a] config.unknown_variable "
-                           "variable=COPYCONCURRENCY closest=null")
+                           "variable=COPYCONCURRENCY")
     assert third.endswith(' ERROR [-] outside.a.request path="a=b"')
 
 
