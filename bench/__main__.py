@@ -1,9 +1,10 @@
 """``python -m bench [--smoke] [--out DIR] [--plot PNG] [--only PARTS]`` (``scripts/bench.sh`` runs it).
 
-Starts the OSS and MPS emulators in processes of their own, runs the scenarios of issues 5 and 6
-and the tuning sweeps, prints the table and writes ``latest.md`` + ``latest.json`` to ``--out``
-(default ``bench/results``) and the scaling plot to ``--plot`` (default ``docs/scaling.png``; with
-``--smoke``, into ``--out``). ``--smoke`` runs every scenario at a tiny size, in seconds.
+Starts the OSS and MPS emulators in processes of their own, runs the scenarios and the tuning sweeps,
+prints the table and writes ``latest.md`` + ``latest.json`` to ``--out`` (default ``bench/results``)
+and the scaling plot to ``--plot`` (default ``docs/scaling.png``). ``--smoke`` runs every scenario at
+a tiny size, in seconds, to check that the suite runs: its results go to a new temporary folder unless
+``--out`` says otherwise (plot included), and its targets are not judged (the sizes make them meaningless).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ PARTS = ("scaling", "big", "batch", "cold", "cross", "tune")
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI): checks that the suite runs")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where latest.md/json go")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes (CI): checks that the suite runs; results to a temporary folder")
+    parser.add_argument("--out", type=Path, help="where latest.md/json go (default bench/results; with --smoke, "
+                        "a new temporary folder)")
     parser.add_argument("--plot", type=Path, help="the scaling plot (PNG)")
     parser.add_argument("--commit", metavar="REV", help="benchmark handler/ as committed at REV (default: the "
                         "working tree as it is)")
@@ -94,8 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     parts = {part.strip() for part in args.only.split(",") if part.strip()}
     if parts - set(PARTS):
         raise SystemExit(f"--only: unknown part(s) {sorted(parts - set(PARTS))}; choose from {', '.join(PARTS)}")
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="bench-smoke-")) if args.smoke else ROOT / "bench" / "results"
     plot = args.plot or (args.out / "scaling.png" if args.smoke else ROOT / "docs" / "scaling.png")
     started = time.monotonic()
+    if args.smoke:
+        step(started, f"smoke run: results go to {args.out} (the committed results are left as they are); "
+                      "its sizes make the targets meaningless, so they are not judged")
     with tempfile.TemporaryDirectory(prefix="bench-handler-") as temp:
         code_root, handler = ROOT / "handler", describe_handler()
         if args.commit:

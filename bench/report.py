@@ -39,9 +39,19 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
-    return [{"#": s.key, "target": t.what, "value": t.value, "goal": t.goal, "met": "yes" if t.met else "**no**",
-             "why not": t.why} for s in scenarios for t in s.targets]
+#: What a smoke run says instead of yes/no: its sizes make the targets meaningless.
+NOT_JUDGED = "n/a (smoke size)"
+
+
+def judged(setup: dict[str, Any]) -> bool:
+    """Whether the run's sizes make its targets meaningful (not a smoke run)."""
+    return setup.get("size") != "smoke"
+
+
+def targets(scenarios: list[Scenario], meaningful: bool = True) -> list[dict[str, Any]]:
+    return [{"#": s.key, "target": t.what, "value": t.value, "goal": t.goal,
+             "met": ("yes" if t.met else "**no**") if meaningful else NOT_JUDGED,
+             "why not": t.why if meaningful else ""} for s in scenarios for t in s.targets]
 
 
 def markdown(info: dict[str, Any], setup: dict[str, Any], scenarios: list[Scenario],
@@ -54,7 +64,10 @@ def markdown(info: dict[str, Any], setup: dict[str, Any], scenarios: list[Scenar
              "## Scenarios", ""]
     lines += table([{"#": s.key, "scenario": s.title, "ours": s.ours, "baselines": s.baselines, "floor": s.floor,
                      "ratios": s.ratios, "requests": s.requests} for s in scenarios])
-    lines += ["", "## Targets", "", *table(targets(scenarios))]
+    lines += ["", "## Targets", ""]
+    if not judged(setup):
+        lines += ["Smoke run: its sizes make the targets meaningless; it only checks that the suite runs.", ""]
+    lines += table(targets(scenarios, judged(setup)))
     for s in scenarios:
         if s.details or s.notes:
             lines += ["", f"## {s.key}. {s.title}"]
@@ -74,7 +87,12 @@ def write(out: Path, info: dict[str, Any], setup: dict[str, Any], scenarios: lis
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(info, setup, scenarios, sweeps, plot)
     (out / "latest.md").write_text(text)
-    document = {"machine": info, "setup": setup, "scenarios": [s.public() for s in scenarios], "tuning": sweeps}
+    scenario_documents = [s.public() for s in scenarios]
+    if not judged(setup):
+        for scenario in scenario_documents:
+            for target in scenario["targets"]:
+                target["met"], target["why"] = None, NOT_JUDGED
+    document = {"machine": info, "setup": setup, "scenarios": scenario_documents, "tuning": sweeps}
     (out / "latest.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
     return out / "latest.md"
 

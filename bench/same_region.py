@@ -1,4 +1,4 @@
-"""Scenarios 1, 2, 3, 5 and 6: server-side copies within one region (issue 5)."""
+"""Scenarios 1, 2, 3, 5 and 6: server-side copies within one region."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from iproduction.config import Settings, load_settings
 #: Sequential round trips of a one-file multipart job: lookup, MPS query, HEAD, initiate, the parts,
 #: complete, manifest PUT.
 BIG_FILE_ROUND_TRIPS = 7
-#: Peak RSS limit (issue 5) and how much it may differ between sizes and still be "flat".
+#: Peak RSS limit (the target) and how much it may differ between sizes and still be "flat".
 RSS_LIMIT = 150e6
 RSS_FLAT = 10e6
 #: MPS counts calls in any one-second window; a little more, for the clocks of two processes.
