@@ -10,6 +10,7 @@ it is (real credentials, DEST_BUCKET, ... : the real cloud).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -48,6 +49,19 @@ def _readable(path: str, what: str) -> Path:
     if not file.is_file():
         raise UsageError(f"{what} not found: {path}")
     return file
+
+
+def _check_dependencies(args: argparse.Namespace) -> None:
+    """The function (and the emulators) need the project's pinned packages: say so in one line, not with a
+    traceback from inside the function, when this Python does not have them."""
+    needed = ["oss2", "httpx"] if args.local else []
+    if Path(args.code_root).resolve() == DEFAULT_CODE_ROOT.resolve():
+        needed.append("oss2")
+    missing = sorted({name for name in needed if importlib.util.find_spec(name) is None})
+    if missing:
+        raise UsageError(f"this Python ({sys.executable}) lacks the project's dependencies ({', '.join(missing)}): "
+                         "activate the project's virtualenv first (source scripts/env.sh), or run "
+                         "bash scripts/invoke.sh EVENT_FILE")
 
 
 def _results(local: LocalCloud, answer: Any) -> None:
@@ -95,6 +109,7 @@ def _print(result: InvokeResult, local: LocalCloud | None) -> None:
 
 def invoke(args: argparse.Namespace) -> int:
     event = sys.stdin.buffer.read() if args.event_file == "-" else _readable(args.event_file, "event file").read_bytes()
+    _check_dependencies(args)
     env: dict[str, str | None] = {}
     local: LocalCloud | None = None
     credentials = _env_credentials()

@@ -234,6 +234,15 @@ def test_cli_a_file_that_is_not_there_is_one_line_and_status_2(args: list[str], 
     assert len(done.stderr.splitlines()) == 1 and message in done.stderr, done.stderr
 
 
+def test_cli_without_the_project_dependencies_says_how_to_get_them() -> None:
+    """``-S``: this Python without its site-packages, as the system's Python outside the venv would be."""
+    done = subprocess.run([sys.executable, "-S", "-m", "localcloud.fc", "invoke", "events/timer-jobids.json",
+                           "--local"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "lacks the project's dependencies (httpx, oss2)" in done.stderr
+    assert "bash scripts/invoke.sh" in done.stderr
+
+
 @pytest.mark.skipif(Path(sys.prefix).resolve() != (REPO / ".venv").resolve(),
                     reason="the script runs the project's own .venv (scripts/env.sh); these tests run elsewhere")
 def test_invoke_script_delivers_the_seeded_job_and_shows_where(tmp_path: Path) -> None:
