@@ -1,4 +1,4 @@
-"""Benchmarks of the function on the local emulators, with baselines side by side (issues 5 and 6).
+"""Benchmarks of the function on the local emulators, with baselines side by side.
 
 Run ``bash scripts/bench.sh [--smoke]``; see ``bench/__main__.py``. Benchmarks are never timed
 assertions in tests: CI runs the smoke size only to keep the suite working.

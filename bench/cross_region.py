@@ -1,4 +1,4 @@
-"""Cross-region delivery (issue 6): ranged GETs streamed into uploads, per-connection bandwidth cap.
+"""Cross-region delivery: ranged GETs streamed into uploads, per-connection bandwidth cap.
 
 The floor is the link: ``bandwidth × connections`` (connections = transfers in flight, at most
 ``COPY_CONCURRENCY``), plus the round trips. Every streamed byte also has its CRC-64 computed in
@@ -102,7 +102,7 @@ def cross_region(cloud: Cloud, sizes: Sizes) -> Scenario:
            f"function and again in the emulator; crcmod does {rate(crc)} on one core): far below "
            f"{rate(two['cap'])}")
     return Scenario(
-        "X", f"Cross-region (issue 6): {bw // MIB} MiB/s per connection, {cloud.latency * 1000:g} ms latency",
+        "X", f"Cross-region: {bw // MIB} MiB/s per connection, {cloud.latency * 1000:g} ms latency",
         ours=f"{rate(two['throughput'])} ({size(upper)}) · {rate(runs['small files']['throughput'])} (small files)",
         baselines="–", floor=f"{rate(two['cap'])} = {two['connections']} connections × {rate(bw)}",
         ratios=f"cap/ours {ratio(two['cap'] / two['throughput'])} at C={two['concurrency']}; link-bound "

@@ -10,7 +10,7 @@ from bench.cloud import GIB, KIB, MIB
 
 @dataclass
 class Target:
-    """One target of the issues, checked against one run."""
+    """One performance target, checked against one run."""
 
     what: str
     value: float

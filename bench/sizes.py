@@ -1,4 +1,4 @@
-"""How big each scenario is: the full suite (issues 5 and 6) and a smoke size for CI."""
+"""How big each scenario is: the full suite and a smoke size for CI."""
 
 from __future__ import annotations
 

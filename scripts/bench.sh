@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs the benchmark suite on the local emulators (issues 5 and 6, about 10 minutes on 2 cores): prints
-# the results table and writes bench/results/latest.md + latest.json and docs/scaling.png.
-# Usage: bash scripts/bench.sh [--smoke] [--only scaling,big,batch,cold,cross,tune] [--out DIR]
-#   --smoke   every scenario at a tiny size, in seconds (what CI runs, through tests/bench).
+# Runs the benchmark suite on the local emulators (about 6 minutes on 2 cores) and prints the results table.
+# A full run of the whole suite writes bench/results/latest.md + latest.json and docs/scaling.png, and
+# rewrites docs/performance.md and the README's performance table from them.
+# Usage: bash scripts/bench.sh [--smoke] [--only scaling,big,batch,cold,cross,tune] [--out DIR] [--commit REV]
+#   --smoke   every scenario at a tiny size, in seconds (what CI runs, through tests/bench), into a temporary
+#             folder (or --out): at these sizes the times say nothing about the targets.
+#   --only    part of the suite, into a temporary folder (or --out).
+#   --docs    runs nothing: rewrites docs/performance.md and the README's table from bench/results/latest.json.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 # matplotlib draws the scaling plot; only the bench needs it, so only the bench installs it.
