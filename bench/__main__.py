@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     print(path.read_text())
     step(started, f"written {path} and {path.with_suffix('.json')}")
     if args.smoke:
-        step(started, "smoke sizes: every scenario ran, but at these sizes the times say nothing about the targets")
+        step(started, "smoke sizes: the suite runs, but at these sizes the times say nothing about the targets")
     if committed:
         for written in report.write_docs(path.with_suffix(".json"), ROOT):
             step(started, f"written {written.relative_to(ROOT)}")

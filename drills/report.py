@@ -300,6 +300,8 @@ def render(results: dict[str, dict[str, Any]], order: list[str]) -> str:
         "## The last full run",
         "",
         f"Figures from the last full run of each drill ({_run_line(ran)}).",
+        *(f"For {', '.join(sorted(d['name'] for d in ran if d.get('source') == note))}: {note}." for note in
+          sorted({d["source"] for d in ran if d.get("source")})),
         "",
         *summary_table(results, order),
         "",
