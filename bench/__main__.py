@@ -1,10 +1,11 @@
-"""``python -m bench [--smoke] [--out DIR] [--plot PNG] [--only PARTS]`` (``scripts/bench.sh`` runs it).
+"""``python -m bench [--smoke] [--out DIR] [--plot PNG] [--only PARTS] [--docs]`` (``scripts/bench.sh`` runs it).
 
 Starts the OSS and MPS emulators in processes of their own, runs the scenarios and the tuning sweeps,
-prints the table and writes ``latest.md`` + ``latest.json`` to ``--out`` (default ``bench/results``)
-and the scaling plot to ``--plot`` (default ``docs/scaling.png``). ``--smoke`` runs every scenario at
-a tiny size, in seconds, to check that the suite runs: its results go to a new temporary folder unless
-``--out`` says otherwise (plot included), and its targets are not judged (the sizes make them meaningless).
+prints the table and writes ``latest.md`` + ``latest.json`` and the scaling plot. A full run of the whole
+suite writes them to ``bench/results`` and ``docs/scaling.png`` and rewrites docs/performance.md and the
+README's performance table from them; a smoke (``--smoke``: every scenario at a tiny size, in seconds) or
+partial (``--only``) run writes to ``--out`` or a temporary folder and leaves the committed results alone.
+``--docs`` runs nothing and rewrites docs/performance.md and the README's table from bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ PARTS = ("scaling", "big", "batch", "cold", "cross", "tune")
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes (CI): checks that the suite runs; results to a temporary folder")
-    parser.add_argument("--out", type=Path, help="where latest.md/json go (default bench/results; with --smoke, "
-                        "a new temporary folder)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI): checks that the suite runs")
+    parser.add_argument("--out", type=Path, help="where latest.md/json go (default: bench/results for a full run "
+                        "of the whole suite, else a temporary folder)")
+    parser.add_argument("--docs", action="store_true", help="run nothing: rewrite docs/performance.md and the "
+                        "README's performance table from bench/results/latest.json")
     parser.add_argument("--plot", type=Path, help="the scaling plot (PNG)")
     parser.add_argument("--commit", metavar="REV", help="benchmark handler/ as committed at REV (default: the "
                         "working tree as it is)")
@@ -93,13 +95,18 @@ def run(cloud: Cloud, sizes: Sizes, parts: set[str], plot: Path, started: float)
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.docs:
+        for path in report.write_docs(ROOT / report.RESULTS, ROOT):
+            print(f"bench: wrote {path.relative_to(ROOT)}", file=sys.stderr)
+        return 0
     sizes = SMOKE if args.smoke else FULL
     parts = {part.strip() for part in args.only.split(",") if part.strip()}
     if parts - set(PARTS):
         raise SystemExit(f"--only: unknown part(s) {sorted(parts - set(PARTS))}; choose from {', '.join(PARTS)}")
+    committed = not args.smoke and parts == set(PARTS) and args.out is None  # the results the docs come from
     if args.out is None:
-        args.out = Path(tempfile.mkdtemp(prefix="bench-smoke-")) if args.smoke else ROOT / "bench" / "results"
-    plot = args.plot or (args.out / "scaling.png" if args.smoke else ROOT / "docs" / "scaling.png")
+        args.out = ROOT / "bench" / "results" if committed else Path(tempfile.mkdtemp(prefix="bench-results-"))
+    plot = args.plot or (ROOT / "docs" / "scaling.png" if committed else args.out / "scaling.png")
     started = time.monotonic()
     if args.smoke:
         step(started, f"smoke run: results go to {args.out} (the committed results are left as they are); "
@@ -128,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     path = report.write(args.out, report.machine(), setup, scenarios, sweeps, plotted)
     print(path.read_text())
     step(started, f"written {path} and {path.with_suffix('.json')}")
+    if args.smoke:
+        step(started, "smoke sizes: the suite runs, but at these sizes the times say nothing about the targets")
+    if committed:
+        for written in report.write_docs(path.with_suffix(".json"), ROOT):
+            step(started, f"written {written.relative_to(ROOT)}")
     return 0
 
 

@@ -97,6 +97,83 @@ def write(out: Path, info: dict[str, Any], setup: dict[str, Any], scenarios: lis
     return out / "latest.md"
 
 
+# -- docs/performance.md and the README's table, from a results document (latest.json) ----------------------
+DOC = "docs/performance.md"
+START, END = "<!-- performance:start -->", "<!-- performance:end -->"
+RESULTS = "bench/results/latest.json"
+
+
+def run_line(info: dict[str, Any]) -> str:
+    return (f"{info.get('date', '?')}, commit {info.get('commit', '?')}, {info.get('cpu', '?')}, "
+            f"{info.get('cores', '?')} cores, {info.get('memory_gib', '?')} GiB, {info.get('os', '?')}, "
+            f"Python {info.get('python', '?')}")
+
+
+def _targets_met(document: dict[str, Any]) -> tuple[int, int]:
+    targets = [t for s in document["scenarios"] for t in s.get("targets", [])]
+    return sum(1 for t in targets if t["met"]), len(targets)
+
+
+def performance_doc(document: dict[str, Any], template: str) -> str:
+    """docs/performance.md: the template with the run's description and every table of ``document``."""
+    info, setup = document["machine"], document["setup"]
+    run = ["## The run", "",
+           f"{run_line(info)}; oss2 {info.get('oss2', '?')}; load average at the end {info.get('load average', '?')}.",
+           "", *(f"- {key}: {value}" for key, value in setup.items())]
+    scenarios = document["scenarios"]
+    results = ["## Scenarios", "",
+               *table([{"#": s["key"], "scenario": s["title"], "ours": s["ours"], "baselines": s["baselines"],
+                        "floor": s["floor"], "ratios": s["ratios"], "requests": s["requests"]} for s in scenarios]),
+               "", "## Targets", "",
+               *table([{"#": s["key"], "target": t["what"], "value": t["value"], "goal": t["goal"],
+                        "met": "yes" if t["met"] else "**no**", "why not": t["why"]}
+                       for s in scenarios for t in s.get("targets", [])])]
+    for s in scenarios:
+        if s.get("details") or s.get("notes"):
+            results += ["", f"### {s['key']}. {s['title']}"]
+            if s.get("details"):
+                results += ["", *table(s["details"])]
+            if s.get("notes"):
+                results += ["", *(f"- {note}" for note in s["notes"])]
+            if s["key"] == "6":
+                results += ["", "![scaling](scaling.png)"]
+    for name, rows in document.get("tuning", {}).items():
+        results += ["", f"## Tuning: {name}", "", *table(rows)]
+    text = template.replace("<!-- bench:run -->", "\n".join(run)).replace("<!-- bench:results -->", "\n".join(results))
+    return text.rstrip("\n") + "\n"
+
+
+def readme_block(document: dict[str, Any]) -> str:
+    """The README's short performance table, between its markers."""
+    met, total = _targets_met(document)
+    setup = document["setup"]
+    info = document["machine"]
+    lines = [f"Last full run: {info.get('date', '?')[:10]}, {info.get('cores', '?')} cores ({info.get('cpu', '?')}), "
+             f"emulators with {setup.get('latency', '?')} and {setup.get('copy rate', '?')}. Targets met: {met} of "
+             f"{total}. Every table, the method and how to reproduce: [{DOC}]({DOC}).", "",
+             "| scenario | this function | compared |", "| --- | --- | --- |"]
+    lines += [f"| {s['title']} | {s['ours']} | {s['ratios']} |" for s in document["scenarios"]
+              if s["key"] != "6"]  # scaling: scenario 1 at other sizes (docs/performance.md has it)
+    return "\n".join(lines)
+
+
+def replace_block(text: str, start: str, end: str, body: str) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``body``."""
+    begin, finish = text.index(start) + len(start), text.index(end)
+    return f"{text[:begin]}\n{body}\n{text[finish:]}"
+
+
+def write_docs(results: Path, root: Path) -> list[Path]:
+    """Rewrite docs/performance.md and the README's performance table from the results document."""
+    document = json.loads(results.read_text())
+    doc = root / DOC
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(performance_doc(document, (root / "bench" / "performance.md.in").read_text()))
+    readme = root / "README.md"
+    readme.write_text(replace_block(readme.read_text(), START, END, readme_block(document)))
+    return [doc, readme]
+
+
 def scaling_plot(points: list[dict[str, Any]], path: Path, what: str, cpu_per_request: float) -> bool:
     """Wall time against files (log-log): ours, the baselines, the floor. False without matplotlib."""
     try:

@@ -28,7 +28,7 @@ def settings(cloud: Cloud, **env: str) -> Settings:
 
 
 def many_floor(files: int, concurrency: int, latency: float) -> float:
-    """Issue 5: one MPS query, one manifest check, one manifest put, a HEAD and a copy per file."""
+    """The floor: one MPS query, one manifest check, one manifest put, a HEAD and a copy per file."""
     return (3 + 2 * math.ceil(files / concurrency)) * latency
 
 
@@ -106,7 +106,7 @@ def scaling_scenario(points: list[dict[str, Any]]) -> Scenario:
 
 
 def big_floor(size: int, concurrency: int, copy_rate: float, latency: float) -> float:
-    """Issue 5: ``size / (parallel parts × copy rate)`` plus the fixed round trips."""
+    """The floor: ``size / (parallel parts × copy rate)`` plus the fixed round trips."""
     return size / (concurrency * copy_rate) + BIG_FILE_ROUND_TRIPS * latency
 
 
@@ -163,7 +163,7 @@ def memory(cloud: Cloud, sizes: Sizes, big: dict[str, Any]) -> Scenario:
 
 
 def batch_floor(jobs: int, files: int, qps: int, concurrency: int, latency: float) -> float:
-    """Issue 5, scenario 3: the QPS cap, then the copy waves of the jobs it lets through last.
+    """Scenario 3's floor: the QPS cap, then the copy waves of the jobs it lets through last.
 
     The cap lets the last window's queries (``jobs - (windows - 1) * qps`` of them) leave no sooner
     than ``windows - 1`` seconds after the first. Those jobs' files are known only from the answers,

@@ -6,23 +6,34 @@
 # every module on each cold start: the package ships CPython 3.10 bytecode ("unchecked-hash" .pyc,
 # valid whatever timestamps the upload gives the files) when a 3.10 interpreter is at hand
 # (PYTHON310, python3.10, or pyenv's 3.10); otherwise it warns and ships sources only.
+# What the function never runs is left out: the packages' own test suites and test helpers, and the
+# Cython/C sources and headers their extensions were built from (the *.dist-info/RECORD files stay as
+# the wheels wrote them). The wheels are built in a temporary folder, removed on exit.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-$ROOT/build}"
 PY="${PYTHON:-python3}"
 export PIP_ROOT_USER_ACTION=ignore
 cd "$ROOT"
+WHEELS="$(mktemp -d "${TMPDIR:-/tmp}/iproduction-wheels.XXXXXX")"
+trap 'rm -rf "$WHEELS"' EXIT
 rm -rf "$OUT"
-mkdir -p "$OUT/wheels" "$OUT/code"
+mkdir -p "$OUT/code"
 
 quiet() { "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }; return "${PIPESTATUS[0]}"; }
 
 oss2_pin="$(grep -E '^oss2==' requirements.txt)"
-quiet "$PY" -m pip wheel -q --disable-pip-version-check --no-deps --wheel-dir "$OUT/wheels" "$oss2_pin"
+quiet "$PY" -m pip wheel -q --disable-pip-version-check --no-deps --wheel-dir "$WHEELS" "$oss2_pin"
 quiet "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-compile \
   --target "$OUT/code" --platform manylinux2014_x86_64 --implementation cp --python-version 3.10 \
-  --only-binary=:all: --find-links "$OUT/wheels" -r requirements.txt
+  --only-binary=:all: --find-links "$WHEELS" -r requirements.txt
 rm -rf "$OUT/code/bin"
+# Test suites and test helpers of the dependencies (never imported by the function), then the sources
+# and headers of compiled extensions (the .so files are what runs).
+find "$OUT/code" -mindepth 2 -type d \( -name tests -o -name test -o -name testing -o -name SelfTest \) \
+  -not -path '*.dist-info/*' -prune -exec rm -rf {} +
+find "$OUT/code" -type f \( -name '_testbase.py' -o -name 'test_*.py' -o -name '*_test.py' -o -name 'conftest.py' \
+  -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' -o -name '*.c' -o -name '*.h' \) -delete
 cp -R handler/. "$OUT/code/"
 find "$OUT/code" -name '__pycache__' -type d -prune -exec rm -rf {} +
 

@@ -1,9 +1,10 @@
 """``python -m drills [--full] [--only NAME ...]``: run the reliability drills, print their figures.
 
-Without ``--full`` the drills run at the reduced size CI uses. ``--full`` runs them at full size and
-rewrites the README's Reliability section from the last full run of each drill (results are kept as JSON in
-``build/drills/<size>/``). The whole run is bounded: past ``--time-limit`` seconds it is stopped
-(exit status 2). Exit status 1 if a drill found a problem.
+Without ``--full`` the drills run at the reduced size CI uses (results in ``build/drills/ci/``). ``--full``
+runs them at full size, keeps each drill's results as JSON in ``drills/results/`` and rewrites
+docs/reliability.md and the README's reliability table from the last full run of each drill; ``--docs``
+only rewrites those two from ``drills/results/``. The whole run is bounded: past ``--time-limit`` seconds it
+is stopped (exit status 2). Exit status 1 if a drill found a problem.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ DRILLS: dict[str, Callable[[str], DrillReport]] = {
     "pending-registry": pending.run,
 }
 TIME_LIMITS = {"ci": 600, "full": 2400}
-OUT = ROOT / "build" / "drills"
+RESULTS = {"ci": ROOT / "build" / "drills" / "ci", "full": ROOT / "drills" / "results"}
 
 
 def _watchdog(limit: float, current: list[str]) -> None:
@@ -55,19 +56,27 @@ def _commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m drills", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="full size; rewrites the README's Reliability section")
+    parser.add_argument("--full", action="store_true",
+                        help="full size; results in drills/results/; rewrites docs/reliability.md and the README's "
+                        "table")
     parser.add_argument("--only", nargs="+", choices=sorted(DRILLS), metavar="NAME",
                         help=f"run only these drills ({', '.join(DRILLS)})")
     parser.add_argument("--time-limit", type=float, help="seconds before the run is stopped "
                         f"(default {TIME_LIMITS['ci']} reduced, {TIME_LIMITS['full']} full)")
     parser.add_argument("--no-doc", action="store_true",
-                        help="with --full: do not rewrite the README's Reliability section")
+                        help="with --full: do not rewrite docs/reliability.md and the README's table")
+    parser.add_argument("--docs", action="store_true",
+                        help="run nothing: rewrite docs/reliability.md and the README's table from drills/results/")
     args = parser.parse_args(argv)
+    if args.docs:
+        for path in report.write(RESULTS["full"], ROOT, list(DRILLS)):
+            print(f"drills: wrote {path.relative_to(ROOT)}", file=sys.stderr)
+        return 0
     size = "full" if args.full else "ci"
     names = args.only or list(DRILLS)
     current = ["start-up"]
     _watchdog(args.time_limit or TIME_LIMITS[size], current)
-    out = OUT / size
+    out = RESULTS[size]
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     failed = []
@@ -93,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"drills: {len(names) - len(failed)} of {len(names)} passed in {total:.0f} s "
           f"(results in {out.relative_to(ROOT)})", file=sys.stderr)
     if args.full and not args.no_doc:
-        path = report.write(OUT / "full", ROOT / "README.md", list(DRILLS))
-        print(f"drills: wrote {path.relative_to(ROOT)}", file=sys.stderr)
+        for path in report.write(RESULTS["full"], ROOT, list(DRILLS)):
+            print(f"drills: wrote {path.relative_to(ROOT)}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -1,34 +1,11 @@
-"""The drills' figures as text: a one-line summary per drill, and the README's Reliability section
-(the README's "Reliability" section) from the last full run of each drill."""
+"""The drills' figures as text: a one-line summary per drill, docs/reliability.md and the README's short
+reliability table, both from the last full run of each drill (drills/results/)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
-
-#: What the drills found in the function and what was done about it (kept with the figures).
-FINDINGS = [
-    ("6f0067b", "`invocation.done` logged the instance's running total of retries, not the invocation's "
-                "(every figure grew with each warm invocation)."),
-    ("7c8cb79", "A pending record (or a manifest read back after a 409) damaged in transit was taken for "
-                "\"no record\": oss2 computes the CRC-64 of a GET but does not check it. A stuck job's clock "
-                "restarted, so it would never expire. The CRC is now checked and a mismatch retried."),
-    ("356cc76", "An MPS answer whose `Result` was a JSON list, number or boolean failed validation inside the "
-                "MPS client and ended as an unexpected `error`, retried by the trigger until dead-lettered; it "
-                "is now `rejected` (\"Result is not a JSON object\")."),
-    ("f12687a, 2ff4f5c", "The MPS rate cap let `MPS_MAX_QPS` calls go at once each time its window moved; the "
-                         "bursts spread on the way and MPS saw up to 82 calls in one second at a cap of 50 (and "
-                         "throttled them). Calls were then paced evenly with 0.2 s of margin, each waiting thread "
-                         "woken once for its own slot."),
-    ("9523250", "The pacing still let 51–53 calls a second through in 3 of 4 sweeps of a cold instance: the MPS "
-                "connection pool (and its TLS context) was built on first use *after* the rate-cap slot was "
-                "taken, so the first calls of a sweep reached MPS a quarter of a second late, bunched. The pool "
-                "now comes first."),
-    ("c07944f", "No margin can bound delivery jitter on a busy machine, so the cap is now exact as MPS counts: a "
-                "call holds its slot until its answer is in, then for one window (MPS saw it in between). The "
-                "drill's sweeps reach the cap and never pass it, without pacing."),
-]
 
 
 def _n(value: Any) -> str:
@@ -257,52 +234,106 @@ RENDER = {"faults": ("Faults", _faults), "crash-points": ("Crash points", _crash
           "security": ("Security", _security), "pending-registry": ("Pending registry", _pending)}
 
 
-def render(results: dict[str, dict[str, Any]], order: list[str]) -> str:
-    ran = [results[name] for name in order if name in results]
+def _run_line(ran: list[dict[str, Any]]) -> str:
     when = max((doc.get("finished", "") for doc in ran), default="")
     commits = sorted({doc.get("commit", "?") for doc in ran})
     machine = ran[0].get("machine", {}) if ran else {}
+    return (f"{when[:10] or 'never'}, commit {', '.join(commits) or '?'}, {machine.get('cpus', '?')} cores, "
+            f"{machine.get('system', '?')}, Python {machine.get('python', '?')}")
+
+
+def _anchor(title: str) -> str:
+    return title.lower().replace(" ", "-")
+
+
+def summary_table(results: dict[str, dict[str, Any]], order: list[str], link: str = "") -> list[str]:
+    """The one table of every drill: a row each, linking to its section (in ``link``, or this document)."""
+    rows = ["| drill | size | faults injected | retries made | duplicates sent | lost | time |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in order:
+        title, renderer = RENDER[name]
+        doc = results.get(name)
+        if doc is None:
+            rows.append(f"| {title} | not run at full size yet | | | | | |")
+            continue
+        try:
+            _, row = renderer(doc)
+        except (KeyError, TypeError, ValueError):
+            row = ["?", "?", "?", "?"]
+        rows.append(f"| [{title}]({link}#{_anchor(title)}) | {row[0]} | {row[1]} | {row[2]} | {row[3]} | "
+                    f"{_lost(doc)} | {doc.get('seconds', 0):.0f} s |")
+    return rows
+
+
+def _verdict(results: dict[str, dict[str, Any]], order: list[str]) -> str:
+    if all(results.get(n, {}).get("passed") for n in order):
+        return "What was lost: **nothing**."
+    return "What was lost: see the failed drills."
+
+
+def render(results: dict[str, dict[str, Any]], order: list[str]) -> str:
+    """docs/reliability.md: how the drills judge, how to run them, the table, a section per drill."""
+    ran = [results[name] for name in order if name in results]
     head = [
-        "## Reliability",
+        "# Reliability",
+        "",
+        "<!-- Written by `python -m drills --full` (and `python -m drills --docs`) from drills/results/*.json: "
+        "do not edit by hand. -->",
         "",
         "The function is drilled the way Powertools tests its idempotency (parallel duplicates, time-outs mid-work, "
         "tampered payloads) and rclone proves its copies (checksums after the fact): faults, crashes, duplicates "
         "and hostile input on the local emulators, every verdict taken from the emulators' side — their request "
         "logs, the objects they hold, their counters — not from what the function says about itself.",
         "",
+        "## How to reproduce",
+        "",
         "```bash",
-        "bash scripts/drills.sh --full   # every drill at full size (bounded: stopped after 40 min); rewrites this",
+        "bash scripts/drills.sh --full   # every drill at full size (stopped after 40 min): rewrites drills/results/,",
+        "                                # this document and the README's reliability table",
+        "bash scripts/drills.sh --full --only faults   # one drill; the others keep their last full results",
         "bash scripts/drills.sh          # the reduced sizes CI runs (also in bash scripts/test.sh, tests/drills/)",
+        "python -m drills --docs         # rewrite this document and the README's table from drills/results/",
         "```",
         "",
-        f"Figures from the last full run of each drill ({when[:10]}, commit {', '.join(commits)}, "
-        f"{machine.get('cpus', '?')} cores, Python {machine.get('python', '?')}).",
+        "Reduced runs write their results to `build/drills/ci/` and never touch these figures.",
         "",
-        "| drill | size | faults injected | retries made | duplicates sent | lost | time |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "## The last full run",
+        "",
+        f"Figures from the last full run of each drill ({_run_line(ran)}).",
+        *(f"For {', '.join(sorted(d['name'] for d in ran if d.get('source') == note))}: {note}." for note in
+          sorted({d["source"] for d in ran if d.get("source")})),
+        "",
+        *summary_table(results, order),
+        "",
+        _verdict(results, order),
+        "",
     ]
     sections = []
     for name in order:
         title, renderer = RENDER[name]
         doc = results.get(name)
         if doc is None:
-            head.append(f"| {title} | not run at full size yet | | | | | |")
             continue
         try:
-            text, row = renderer(doc)
+            text, _ = renderer(doc)
         except (KeyError, TypeError, ValueError) as exc:
-            text, row = f"(figures unreadable: {exc})", ["?", "?", "?", "?"]
-        head.append(f"| [{title}](#{title.lower().replace(' ', '-')}) | {row[0]} | {row[1]} | {row[2]} | {row[3]} | "
-                    f"{_lost(doc)} | {doc.get('seconds', 0):.0f} s |")
+            text = f"(figures unreadable: {exc})"
         status = "" if doc.get("passed") else "\n\n**Failed:** " + "; ".join(doc.get("problems", [])[:5])
         sections.append(f"### {title}\n\n{text}{status}")
-    lost_everything = all(results.get(n, {}).get("passed") for n in order)
-    head += ["", "What was lost: **nothing**." if lost_everything else "What was lost: see the failed drills below.",
-             ""]
-    findings = ["### Found by the drills", "",
-                "Each was reproduced by a failing test first (`tests/drills/`), then fixed in its own commit:", ""]
-    findings += [f"* {text} ({commit})" for commit, text in FINDINGS]
-    return "\n".join([*head, "\n\n".join(sections), "", *findings, ""])
+    return "\n".join([*head, "\n\n".join(sections), ""])
+
+
+def readme_block(results: dict[str, dict[str, Any]], order: list[str], doc_link: str) -> str:
+    """The README's short reliability table, between its markers."""
+    ran = [results[name] for name in order if name in results]
+    when = max((doc.get("finished", "") for doc in ran), default="")[:10] or "never"
+    cpus = ran[0].get("machine", {}).get("cpus", "?") if ran else "?"
+    return "\n".join([
+        f"Last full run of each drill: {when}, {cpus} cores. Every figure and how each drill works: "
+        f"[{doc_link}]({doc_link}).",
+        "",
+        *summary_table(results, order, doc_link),
+    ])
 
 
 def load(directory: Path) -> dict[str, dict[str, Any]]:
@@ -314,12 +345,21 @@ def load(directory: Path) -> dict[str, dict[str, Any]]:
 
 
 START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
+DOC = "docs/reliability.md"
 
 
-def write(directory: Path, readme: Path, order: list[str]) -> Path:
-    """Put the report in the README's "Reliability" section (between its two markers)."""
-    body = render(load(directory), order).split("\n", 1)[1].strip()  # the section keeps its own heading
-    text = readme.read_text()
-    start, end = text.index(START) + len(START), text.index(END)
-    readme.write_text(f"{text[:start]}\n{body}\n{text[end:]}")
-    return readme
+def replace_block(text: str, start: str, end: str, body: str) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``body``."""
+    begin, finish = text.index(start) + len(start), text.index(end)
+    return f"{text[:begin]}\n{body}\n{text[finish:]}"
+
+
+def write(directory: Path, root: Path, order: list[str]) -> list[Path]:
+    """Write docs/reliability.md and the README's table (between its markers) from ``directory``."""
+    results = load(directory)
+    doc = root / DOC
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(render(results, order))
+    readme = root / "README.md"
+    readme.write_text(replace_block(readme.read_text(), START, END, readme_block(results, order, DOC)))
+    return [doc, readme]

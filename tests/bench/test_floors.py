@@ -1,4 +1,4 @@
-"""The batch floor (issue 5, scenario 3): the cap, then the waves of the jobs it lets through last."""
+"""The batch floor (scenario 3): the cap, then the waves of the jobs it lets through last."""
 
 from __future__ import annotations
 

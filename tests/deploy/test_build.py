@@ -1,4 +1,5 @@
-"""The FC code package: cp310 manylinux wheels where binary, and the FC loader finds the handler."""
+"""The FC code package: cp310 manylinux wheels where binary, nothing the function never runs, and the FC
+loader finds the handler."""
 
 from __future__ import annotations
 
@@ -49,6 +50,35 @@ def test_binary_packages_are_cpython310_manylinux_x86_64(package: Path) -> None:
     assert shared_objects <= binary_files  # every binary comes from a checked wheel
 
 
+#: What the package must not hold: the dependencies' test suites and test helpers, and the sources and
+#: headers their compiled extensions were built from.
+NEVER_RUN_DIRECTORIES = {"tests", "test", "SelfTest"}
+NEVER_RUN_SUFFIXES = {".pyx", ".pxd", ".pyi", ".c", ".h"}
+NEVER_RUN_NAMES = {"_testbase.py", "conftest.py"}
+
+
+def never_run(package: Path) -> list[str]:
+    found = []
+    for path in package.rglob("*"):
+        relative = path.relative_to(package)
+        if any(part.endswith(".dist-info") for part in relative.parts):
+            continue
+        if path.is_dir() and path.name in NEVER_RUN_DIRECTORIES:
+            found.append(f"{relative}/")
+        elif path.is_file() and (path.suffix in NEVER_RUN_SUFFIXES or path.name in NEVER_RUN_NAMES
+                                 or path.name.startswith("test_")):
+            found.append(str(relative))
+    return sorted(found)
+
+
+def test_package_holds_nothing_the_function_never_runs(package: Path) -> None:
+    assert never_run(package) == []
+    assert not (package.parent / "wheels").exists()  # the wheels are built in a temporary folder
+    assert (package / "certifi" / "cacert.pem").is_file()  # data files the libraries read stay
+    for dist_info in package.glob("*.dist-info"):
+        assert (dist_info / "RECORD").is_file(), dist_info.name
+
+
 def test_handler_code_is_the_repository_handler(package: Path) -> None:
     for source in (ROOT / "handler").rglob("*.py"):
         assert (package / source.relative_to(ROOT / "handler")).read_bytes() == source.read_bytes()
@@ -59,9 +89,11 @@ def test_the_fc_loader_finds_the_handler_in_the_package(package: Path) -> None:
     """Like the runtime: only the code root on sys.path (no site-packages), import index."""
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import index, oss2, httpx, pydantic, crcmod._crcfunext;"
+        "import annotated_types, anyio, certifi, Crypto.Cipher.AES, aliyunsdkcore.client, cryptography.hazmat.backends;"
         "assert callable(index.handler) and callable(index.initialize);"
         "from iproduction.express import new_loop; import uvloop; assert isinstance(new_loop(), uvloop.Loop);"
-        "assert all(m.__file__.startswith(sys.argv[1]) for m in (oss2, httpx, pydantic, uvloop));"
+        "assert all(m.__file__.startswith(sys.argv[1]) for m in (oss2, httpx, pydantic, uvloop, certifi, anyio));"
+        "assert open(certifi.where()).read(64);"
         "print('ok')"
     )
     result = subprocess.run([sys.executable, "-S", "-c", probe, str(package)], capture_output=True, text=True,
