@@ -24,6 +24,9 @@ quiet "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-compile
   --only-binary=:all: --find-links "$OUT/wheels" -r requirements.txt
 rm -rf "$OUT/code/bin"
 cp -R handler/. "$OUT/code/"
+# The operator's command line is not part of the function (it needs dev-only packages), nor is the
+# metadata of its editable install.
+rm -rf "$OUT/code/iproduction/cli" "$OUT/code/"*.egg-info
 find "$OUT/code" -name '__pycache__' -type d -prune -exec rm -rf {} +
 
 py310="${PYTHON310:-}"

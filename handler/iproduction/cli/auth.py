@@ -1,0 +1,56 @@
+"""Credentials for the command line: the standard Alibaba Cloud chain, from the official
+``alibabacloud-credentials`` library (``DefaultCredentialsProvider``), in its order:
+
+1. the environment: ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``_SECRET`` (/ ``_SECURITY_TOKEN``);
+2. an OIDC role (``ALIBABA_CLOUD_ROLE_ARN``, ``ALIBABA_CLOUD_OIDC_PROVIDER_ARN``, ``..._TOKEN_FILE``), when set;
+3. the aliyun CLI's profile, ``~/.aliyun/config.json`` (``ALIBABA_CLOUD_PROFILE`` picks one);
+4. the profile file ``~/.alibabacloud/credentials.ini`` (or ``ALIBABA_CLOUD_CREDENTIALS_FILE``);
+5. the ECS/FC instance's RAM role, from the metadata service (``ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`` skips it);
+6. a credentials URI (``ALIBABA_CLOUD_CREDENTIALS_URI``), when set.
+
+The provider caches what it found and refreshes a role's STS token before it expires, so the
+getter is asked again before each batch of requests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+#: What each of the library's providers is, for an error that names what was tried.
+PROVIDERS = {
+    "EnvironmentVariableCredentialsProvider": "environment variables ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET",
+    "OIDCRoleArnCredentialsProvider": "OIDC role (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_*)",
+    "CLIProfileCredentialsProvider": "the aliyun CLI profile (~/.aliyun/config.json)",
+    "ProfileCredentialsProvider": "the profile file (~/.alibabacloud/credentials.ini)",
+    "EcsRamRoleCredentialsProvider": "the ECS/FC instance RAM role (metadata service)",
+    "URLCredentialsProvider": "ALIBABA_CLOUD_CREDENTIALS_URI",
+}
+
+
+class CredentialsMissingError(Exception):
+    """No provider of the chain gave credentials; the message names each one tried and why."""
+
+
+def explain(message: str) -> str:
+    """The library's chain error, with its providers' class names in words."""
+    for name, words in PROVIDERS.items():
+        message = message.replace(f"{name}: ", f"{words}: ")
+    message = re.sub(r"^unable to load credentials from any of the providers in the chain: ", "", message)
+    return f"no Alibaba Cloud credentials found; tried {message.strip()}"
+
+
+def chain() -> Callable[[], tuple[str, str, str | None]]:
+    """A getter of the chain's current (access key id, secret, STS token or None)."""
+    from alibabacloud_credentials.provider import DefaultCredentialsProvider
+
+    provider = DefaultCredentialsProvider()
+
+    def get() -> tuple[str, str, str | None]:
+        try:
+            found = provider.get_credentials()
+        except Exception as exc:  # the library raises CredentialException (or others from a provider)
+            raise CredentialsMissingError(explain(str(exc))) from None
+        return found.get_access_key_id(), found.get_access_key_secret(), found.get_security_token() or None
+
+    return get
