@@ -1,4 +1,4 @@
-"""``iproduction``: where is a job, is everything delivered intact, collect these jobs now.
+"""iproduction: where is a job, is everything delivered intact, collect these jobs now.
 
     iproduction status  [JOBID...] [--json]
     iproduction collect JOBID... [--wait] [--timeout S] [--json]

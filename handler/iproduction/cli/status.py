@@ -68,10 +68,10 @@ def _row(doc: dict[str, Any], now: float) -> list[Any]:
                 size(doc.get("bytes")), detail]
     if kind == "pending":
         return [doc["jobId"], kind, doc.get("lastState"), doc.get("firstSeen"), None, None,
-                f"{doc['attempts']} checks, last {ago(doc.get('lastChecked'), now)} ago"]
+                f"checked {doc['attempts']}x, last {ago(doc.get('lastChecked'), now)} ago"]
     if kind == "expired":
         return [doc["jobId"], kind, doc.get("lastState"), doc.get("expiredAt"), None, None,
-                f"after {doc.get('attempts')} checks, first seen {doc.get('firstSeen')}"]
+                f"checked {doc.get('attempts')}x, first seen {doc.get('firstSeen')}"]
     return [doc["jobId"], kind, None, None, None, None, "no manifest, no pending or expired record"]
 
 
