@@ -49,7 +49,9 @@ def test_collect_processes_jobs_as_the_function_does_and_status_tells_where_each
 
     again = cli("collect", COMMITTED, "--json")
     assert again.code == 0
-    assert json.loads(again.out)["jobs"][0]["outcome"] == "already-committed"
+    assert json.loads(again.out)["jobs"] == [{"jobId": COMMITTED, "outcome": "already-committed",
+                                              "manifest": dest_key(COMMITTED, "manifest.json"),
+                                              "seconds": json.loads(again.out)["jobs"][0]["seconds"]}]
 
     ran = cli("status", COMMITTED, PENDING, FAILED, EXPIRED, UNKNOWN, "--json")
     assert ran.code == 1  # not every job named is committed with Success
@@ -292,7 +294,8 @@ def test_configuration_and_credentials_errors_name_what_is_wrong(cloud: Cloud, c
     ran = cli("status", "--local", replace_env=True)  # no credentials anywhere
     assert ran.code == 2
     assert "no Alibaba Cloud credentials found" in ran.err
-    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in ran.err and ".aliyun/config.json" in ran.err
+    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in ran.err and ".aliyun/config.json" in ran.err and "RAM role" in ran.err
+    assert len(ran.err.splitlines()) == 1  # the library's own tracebacks are not shown
     ran = cli("status", env={"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "wrong-secret-0123456789"})
     assert ran.code == 2 and "SignatureDoesNotMatch" in ran.err
     assert "wrong-secret-0123456789" not in ran.err + ran.out

@@ -14,8 +14,10 @@ getter is asked again before each batch of requests.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+import ast
+import logging
+import os
+from collections.abc import Callable, Mapping
 
 #: What each of the library's providers is, for an error that names what was tried.
 PROVIDERS = {
@@ -28,29 +30,51 @@ PROVIDERS = {
 }
 
 
+CHAIN_FAILED = "unable to load credentials from any of the providers in the chain:"
+
+
 class CredentialsMissingError(Exception):
     """No provider of the chain gave credentials; the message names each one tried and why."""
 
 
-def explain(message: str) -> str:
-    """The library's chain error, with its providers' class names in words."""
-    for name, words in PROVIDERS.items():
-        message = message.replace(f"{name}: ", f"{words}: ")
-    message = re.sub(r"^unable to load credentials from any of the providers in the chain: ", "", message)
-    return f"no Alibaba Cloud credentials found; tried {message.strip()}"
+def explain(message: str, environ: Mapping[str, str]) -> str:
+    """The library's chain error (``...in the chain: ['<Provider>: <why>', ...]``), with its
+    providers in words, one after the other."""
+    _, sep, listed = message.partition(CHAIN_FAILED)
+    tried: list[str] = []
+    if sep:
+        try:
+            parsed = ast.literal_eval(listed.strip())
+        except (ValueError, SyntaxError):
+            parsed = None
+        if isinstance(parsed, list):
+            tried = [str(item) for item in parsed]
+    if not tried:
+        tried = [message.strip()]
+    for number, item in enumerate(tried):
+        for name, words in PROVIDERS.items():
+            if item.startswith(f"{name}: "):
+                item = f"{words}: {item[len(name) + 2:]}"
+        tried[number] = item
+    if (environ.get("ALIBABA_CLOUD_ECS_METADATA_DISABLED") or "").lower() == "true":
+        tried.append("the ECS/FC instance RAM role: skipped (ALIBABA_CLOUD_ECS_METADATA_DISABLED=true)")
+    return "no Alibaba Cloud credentials found; tried " + "; ".join(tried)
 
 
 def chain() -> Callable[[], tuple[str, str, str | None]]:
     """A getter of the chain's current (access key id, secret, STS token or None)."""
     from alibabacloud_credentials.provider import DefaultCredentialsProvider
 
+    # Its providers log each failure with a traceback on their own stderr handler (logger
+    # "credentials"); the error raised below names every provider tried and why, once.
+    logging.getLogger("credentials").disabled = True
     provider = DefaultCredentialsProvider()
 
     def get() -> tuple[str, str, str | None]:
         try:
             found = provider.get_credentials()
         except Exception as exc:  # the library raises CredentialException (or others from a provider)
-            raise CredentialsMissingError(explain(str(exc))) from None
+            raise CredentialsMissingError(explain(str(exc), os.environ)) from None
         return found.get_access_key_id(), found.get_access_key_secret(), found.get_security_token() or None
 
     return get

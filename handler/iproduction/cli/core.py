@@ -109,8 +109,11 @@ class Outcome:
     seconds: float
 
     def public(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None and k != "seconds"} | \
-            {"seconds": round(self.seconds, 3)}
+        """As in the function's result (``{"jobId", "outcome", ...}``), with the copy counts and time."""
+        named = {"jobId": self.job_id, "outcome": self.outcome, "reason": self.reason, "state": self.state,
+                 "files": self.files, "bytes": self.bytes, "copied": self.copied, "skipped": self.skipped,
+                 "manifest": self.manifest}
+        return {k: v for k, v in named.items() if v is not None} | {"seconds": round(self.seconds, 3)}
 
 
 def is_job_id(text: str) -> bool:
