@@ -251,9 +251,15 @@ class Core:
                 manifests[job] = stored
         return Scan(manifests, objects)
 
-    def list_job(self, job_id: str) -> dict[str, Stored]:
-        """The objects under one job's prefix."""
-        return self._list(self.job_prefix(job_id))
+    def list_jobs(self, job_ids: Iterable[str], progress: Progress | None = None) -> dict[str, dict[str, Stored]]:
+        """The objects under each job's prefix (the listings concurrently)."""
+        storage = self.runtime.storage
+
+        def listing(job: str) -> dict[str, Stored]:
+            found = storage.list_prefix(storage.dest, self.job_prefix(job), None)
+            return {key: Stored(key, item.size, item.etag, item.last_modified) for key, item in found.items()}
+
+        return self._map(listing, job_ids, progress)
 
     def head_many(self, keys: Iterable[str], progress: Progress | None = None) -> dict[str, Stored | None]:
         """HEAD each key (concurrently, bounded by the command's concurrency); None where missing."""

@@ -100,7 +100,7 @@ def _scope(core: Core, args: argparse.Namespace,
             else:
                 findings.append(Finding("missing", job, core.manifest_key(job),
                                         "no manifest: the job is not committed"))
-        return manifests, {job: core.list_job(job) for job in manifests}, findings
+        return manifests, core.list_jobs(manifests), findings
     target = core.target
     ctx.note(f"listing oss://{target.bucket}/{target.prefix} ...")
     scan = core.scan()
