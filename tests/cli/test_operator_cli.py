@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from iproduction.cli.main import main
 from tests.cli.conftest import HANDLER, base_env
 from tests.functional.harness import AK, DEST, SECRET, TOKEN, Cloud, job_id
 
@@ -275,15 +278,23 @@ def test_report_and_verify_page_through_thousands_of_manifests(cloud: Cloud, cli
 
 
 # -- bad input, configuration, credentials ------------------------------------------------------------
-def test_bad_input_is_one_line_and_exit_2(cloud: Cloud, cli) -> None:
-    cases = [("status", "not-a-job"), ("collect", COMMITTED, "0123"), ("verify", "g" * 32),
-             ("verify",), ("verify", COMMITTED, "--all"), ("report", "--since", "yesterday"),
-             ("report",), ("report", "--since", "2026-12-02", "--until", "2026-12-01"),
-             ("verify", "--since", "2026-13-01"), ("status", "--bogus"), ("collect", COMMITTED, "--timeout", "0")]
-    for args in cases:
-        ran = cli(*args)
-        assert ran.code == 2, args
-        assert ran.out == "" and len(ran.err.strip().splitlines()) == 1 and "error:" in ran.err, (args, ran.err)
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """Checked before any configuration, credentials or request (so in process, without a cloud)."""
+    cases = {("status", "not-a-job"): "not a job id: 'not-a-job'", ("collect", COMMITTED, "0123"): "not a job id",
+             ("verify", "g" * 32): "not a job id", ("verify",): "name the jobs",
+             ("verify", COMMITTED, "--all"): "name the jobs", ("report", "--since", "yesterday"): "not a date",
+             ("report",): "--since", ("report", "--since", "2026-12-02", "--until", "2026-12-01"): "later than",
+             ("verify", "--since", "2026-13-01"): "not a date", ("status", "--bogus"): "unrecognized arguments",
+             ("collect", COMMITTED, "--timeout", "0"): "must be positive", ("collect",): "JOBID",
+             ("status", "--concurrency", "0"): "--concurrency", ("status", "--set", "NOVALUE"): "NAME=VALUE"}
+    for args, why in cases.items():
+        try:
+            code = main(list(args), environ={})
+        except SystemExit as exc:  # argparse's own errors
+            code = exc.code
+        out, err = capsys.readouterr()
+        assert code == 2, args
+        assert out == "" and len(err.strip().splitlines()) == 1 and "error:" in err and why in err, (args, err)
 
 
 def test_configuration_and_credentials_errors_name_what_is_wrong(cloud: Cloud, cli) -> None:
