@@ -8,6 +8,11 @@ core's I/O is ported here and only here.
 
 The core logs JSON lines on ``sys.stdout``; while a :class:`Core` is open they go to stderr, so that
 the commands' own output (tables, JSON, CSV) stays clean on stdout.
+
+What a port to another core keeps: the typed results here (:class:`Target`, :class:`Stored`,
+:class:`Pending`, :class:`Scan`, :class:`Outcome`), :class:`CoreError` for failures, and the bounded
+concurrency of :meth:`Core._map` (a thread pool over today's blocking calls; over an event loop, a
+semaphore-bounded ``gather`` on the runtime's loop), with ``progress`` called once per item.
 """
 
 from __future__ import annotations
