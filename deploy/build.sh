@@ -35,6 +35,9 @@ find "$OUT/code" -mindepth 2 -type d \( -name tests -o -name test -o -name testi
 find "$OUT/code" -type f \( -name '_testbase.py' -o -name 'test_*.py' -o -name '*_test.py' -o -name 'conftest.py' \
   -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' -o -name '*.c' -o -name '*.h' \) -delete
 cp -R handler/. "$OUT/code/"
+# The operator's command line is not part of the function (it needs dev-only packages), nor is the
+# metadata of its editable install.
+rm -rf "$OUT/code/iproduction/cli" "$OUT/code/"*.egg-info
 find "$OUT/code" -name '__pycache__' -type d -prune -exec rm -rf {} +
 
 py310="${PYTHON310:-}"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sourced by the other scripts: creates (once) and activates the project's virtualenv in .venv.
+# Sourced by the other scripts: creates (once) and activates the project's virtualenv in .venv,
+# with the operator's command line `iproduction` installed in it.
 # Python: 3.10 (the FC runtime) when pyenv has it, else python3. Reinstalls only when the
 # requirement files or the interpreter change.
 set -euo pipefail
@@ -36,6 +37,10 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$
   pip_install --no-deps -r requirements.txt
   pip_install -r requirements-dev.txt
   echo "$want" > "$STAMP"
+fi
+if [ ! -x "$VENV/bin/iproduction" ]; then
+  # The operator's command line (pyproject.toml), on the venv's PATH; handler/ stays the code root.
+  pip_install --no-deps -e .
 fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"

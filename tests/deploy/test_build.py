@@ -80,8 +80,17 @@ def test_package_holds_nothing_the_function_never_runs(package: Path) -> None:
 
 
 def test_handler_code_is_the_repository_handler(package: Path) -> None:
+    cli = ROOT / "handler" / "iproduction" / "cli"
     for source in (ROOT / "handler").rglob("*.py"):
-        assert (package / source.relative_to(ROOT / "handler")).read_bytes() == source.read_bytes()
+        if cli not in source.parents:
+            assert (package / source.relative_to(ROOT / "handler")).read_bytes() == source.read_bytes()
+
+
+def test_the_operator_command_line_is_not_shipped(package: Path) -> None:
+    """It needs dev-only packages (alibabacloud-credentials); the function never imports it."""
+    assert (ROOT / "handler" / "iproduction" / "cli" / "main.py").exists()
+    assert not (package / "iproduction" / "cli").exists()
+    assert not list(package.glob("*.egg-info"))
 
 
 @pytest.mark.skipif(sys.version_info[:2] != (3, 10), reason="the package holds CPython 3.10 binaries")

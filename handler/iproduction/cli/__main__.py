@@ -1,0 +1,5 @@
+"""``python -m iproduction.cli``."""
+
+from .main import entry
+
+entry()
