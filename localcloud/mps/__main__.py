@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..common import PROFILES
 from .server import MpsEmulator
 
 
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retry-after", type=int, metavar="MS", help="x-acs-retry-after on Throttling answers (ms)")
     parser.add_argument("--latency", type=float, default=0.0,
                         help="seconds from a call's arrival before its answer may leave (its own work included)")
+    parser.add_argument("--profile", choices=PROFILES, default=PROFILES[0],
+                        help="latency model: 'arrival' (default, as --latency says) or 'queueing' (the latency "
+                             "is a wait before the work, on the call's thread)")
     parser.add_argument("--region", default="cn-hangzhou")
     parser.add_argument("--unknown-job", choices=["empty", "error"], default="empty")
     parser.add_argument("--pending-result", choices=["empty", "seeded"], default="empty")
@@ -27,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
     emulator = MpsEmulator(
-        args.host, args.port, latency=args.latency, verbose=args.verbose,
+        args.host, args.port, latency=args.latency, profile=args.profile, verbose=args.verbose,
         access_key_id=args.access_key_id, access_key_secret=args.access_key_secret,
         security_token=args.security_token, qps=args.qps, retry_after=args.retry_after, region=args.region,
         unknown_job=args.unknown_job, pending_result=args.pending_result,
