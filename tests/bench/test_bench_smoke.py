@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = {"1", "2", "3", "4", "5", "6", "X"}
+SCENARIOS = {"1", "1a", "1q", "R", "2", "3", "4", "5", "6", "X", "C"}
 SWEEPS = {"COPY_CONCURRENCY", "PART_SIZE_BYTES", "MULTIPART_THRESHOLD_BYTES", "JOB_CONCURRENCY"}
 
 
@@ -27,3 +27,8 @@ def test_the_suite_runs_and_writes_its_table(tmp_path: Path) -> None:
     assert set(document["tuning"]) == SWEEPS
     assert all(s["targets"] for s in document["scenarios"] if s["key"] != "6")
     assert document["machine"]["cores"] and document["setup"]["size"] == "smoke"
+    peer = {s["key"]: s["data"] for s in document["scenarios"] if s["key"] in ("1a", "1q", "R")}
+    assert {p["setup"]["profile"] for p in peer.values()} == {"arrival", "queueing"}
+    assert all(p[name]["cold"] > 0 and p[name]["warm"] > 0 for p in peer.values() for name in ("ours", "peer"))
+    cpu = next(s["data"] for s in document["scenarios"] if s["key"] == "C")
+    assert set(cpu["median"]) == {"ours", "plain peer"} and all(v > 0 for v in cpu["median"].values())
