@@ -277,7 +277,11 @@ def copy_file(oss: Oss, source: oss2.Bucket, dest: oss2.Bucket, key: str, dest_k
     size, crc = head.content_length, head.server_crc
     try:
         if size < settings.multipart_threshold:
-            etag = dest.copy_object(source.bucket_name, key, dest_key, headers=FORBID_OVERWRITE).etag
+            copied = dest.copy_object(source.bucket_name, key, dest_key, headers=FORBID_OVERWRITE)
+            # oss2 takes the ETag from the headers and leaves the XML body unread, which keeps the
+            # connection out of the pool (every file would open a new one): read it.
+            copied.resp.read()
+            etag = copied.etag
         else:
             etag = copy_in_parts(source, dest, key, dest_key, size, head.headers, settings.part_size)
     except oss2.exceptions.ServerError as exc:
@@ -301,6 +305,7 @@ def copy_in_parts(source: oss2.Bucket, dest: oss2.Bucket, key: str, dest_key: st
     for number, start in enumerate(range(0, size, part_size), start=1):
         end = min(start + part_size, size) - 1
         result = dest.upload_part_copy(source.bucket_name, key, (start, end), dest_key, upload, number)
+        result.resp.read()
         parts.append(PartInfo(number, result.etag, size=end - start + 1))
     return dest.complete_multipart_upload(dest_key, upload, parts, headers=FORBID_OVERWRITE).etag
 
