@@ -21,6 +21,7 @@ def test_the_suite_runs_and_writes_its_table(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     table = (tmp_path / "latest.md").read_text()
     assert "| # | scenario | ours | baselines | floor | ratios | requests |" in table
+    assert "| # | files | C | latency | profile | ours cold | peer cold | ours/peer cold |" in table
     assert table in run.stdout
     document = json.loads((tmp_path / "latest.json").read_text())
     assert {s["key"] for s in document["scenarios"]} == SCENARIOS
