@@ -338,10 +338,10 @@ class Peer:
         output = OUTPUT.match(answer.get("Output") or "")
         if output is None:
             return {"jobId": job_id, "outcome": "rejected", "reason": "Output is not an OSS URL"}
-        name = output["bucket"]
-        if self.settings.source_buckets and name not in self.settings.source_buckets:
-            return {"jobId": job_id, "outcome": "rejected", "reason": f"source bucket {name} not allowed"}
-        source = self.oss.bucket(name, output["region"] or self.settings.mps_region)
+        bucket = output["bucket"]
+        if self.settings.source_buckets and bucket not in self.settings.source_buckets:
+            return {"jobId": job_id, "outcome": "rejected", "reason": f"source bucket {bucket} not allowed"}
+        source = self.oss.bucket(bucket, output["region"] or self.settings.mps_region)
         try:
             dest_keys = [prefix + name for name in destination_names(keys)]
             if any(len(k.encode()) > MAX_KEY_BYTES for k in dest_keys) or prefix + MANIFEST in dest_keys:
