@@ -1,11 +1,15 @@
-"""``python -m bench [--smoke] [--out DIR] [--plot PNG] [--only PARTS] [--docs]`` (``scripts/bench.sh`` runs it).
+"""``python -m bench [--smoke] [--out DIR] [--plot PNG] [--only PARTS] [--commit REV] [--at REV] [--docs]``
+(``scripts/bench.sh`` runs it).
 
-Starts the OSS and MPS emulators in processes of their own, runs the scenarios and the tuning sweeps,
-prints the table and writes ``latest.md`` + ``latest.json`` and the scaling plot. A full run of the whole
-suite writes them to ``bench/results`` and ``docs/scaling.png`` and rewrites docs/performance.md and the
+Starts the OSS and MPS emulators in processes of their own, runs the scenarios, the function against a
+plain peer (cold and warm, both latency profiles), the CPU per small copy and the tuning sweeps, prints
+the table and writes ``latest.md`` + ``latest.json`` and the scaling plot. A full run of the whole suite
+writes them to ``bench/results`` and ``docs/scaling.png`` and rewrites docs/performance.md and the
 README's performance table from them; a smoke (``--smoke``: every scenario at a tiny size, in seconds) or
 partial (``--only``) run writes to ``--out`` or a temporary folder and leaves the committed results alone.
 ``--docs`` runs nothing and rewrites docs/performance.md and the README's table from bench/results/latest.json.
+``--commit REV`` adds ``handler/`` as committed at REV to the CPU per copy, side by side;
+``--at REV`` benchmarks ``handler/`` as committed at REV instead of the working tree.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import baselines, coldstart, cross_region, report, same_region, tuning
+from bench import baselines, coldstart, cpu, cross_region, report, same_region, tuning, versus
 from bench.cloud import ROOT, SOURCE, Cloud, snapshot
 from bench.model import Scenario, size
 from bench.sizes import FULL, SMOKE, Sizes
 from iproduction.config import load_settings
 
-PARTS = ("scaling", "big", "batch", "cold", "cross", "tune")
+PARTS = ("scaling", "peer", "big", "batch", "cold", "cross", "cpu", "tune")
+#: The order of the scenarios in the table.
+ORDER = ("1", "1a", "1q", "R", "2", "3", "4", "5", "6", "X", "C")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -35,7 +41,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--docs", action="store_true", help="run nothing: rewrite docs/performance.md and the "
                         "README's performance table from bench/results/latest.json")
     parser.add_argument("--plot", type=Path, help="the scaling plot (PNG)")
-    parser.add_argument("--commit", metavar="REV", help="benchmark handler/ as committed at REV (default: the "
+    parser.add_argument("--commit", metavar="REV", help="measure the CPU per small copy of handler/ as committed "
+                        "at REV too, side by side (on a virtualenv of REV's requirements.txt if it differs)")
+    parser.add_argument("--at", metavar="REV", help="benchmark handler/ as committed at REV (default: the "
                         "working tree as it is)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
     return parser.parse_args(argv)
@@ -57,7 +65,7 @@ def step(started: float, text: str) -> None:
     print(f"[bench {time.monotonic() - started:6.1f}s] {text}", file=sys.stderr, flush=True)
 
 
-def run(cloud: Cloud, sizes: Sizes, parts: set[str], plot: Path, started: float) -> tuple[
+def run(cloud: Cloud, sizes: Sizes, parts: set[str], plot: Path, started: float, commit: str | None) -> tuple[
         list[Scenario], dict, str | None, float]:
     cloud.seed_objects(SOURCE, [(f"calibration/{i}", 1000) for i in range(8)])
     calibration = [f"calibration/{i}" for i in range(8)]
@@ -73,6 +81,9 @@ def run(cloud: Cloud, sizes: Sizes, parts: set[str], plot: Path, started: float)
         what = f"{size(sizes.small_file)} each, {cloud.latency * 1000:g} ms per request"
         if report.scaling_plot(points, plot, what, per_request):
             plotted = os.path.relpath(plot, ROOT)
+    if "peer" in parts:
+        step(started, "scenario 1 and the review's case against the plain peer, cold and warm, both profiles")
+        scenarios += versus.peer_scenarios(cloud, sizes)
     if "big" in parts:
         step(started, "scenarios 2 and 5: one big file, the Copier baseline, memory")
         scenario, big = same_region.big_file(cloud, sizes)
@@ -86,11 +97,13 @@ def run(cloud: Cloud, sizes: Sizes, parts: set[str], plot: Path, started: float)
     if "cross" in parts:
         step(started, "cross-region: streamed transfers under a bandwidth cap")
         scenarios.append(cross_region.cross_region(cloud, sizes))
+    if "cpu" in parts:
+        step(started, "CPU per small copy" + (f", side by side with {commit}" if commit else ""))
+        scenarios.append(cpu.cpu_per_file(cloud, sizes, commit))
     if "tune" in parts:
         step(started, "tuning sweeps")
         sweeps = tuning.sweeps(cloud, sizes)
-    order = "123456X"
-    return sorted(scenarios, key=lambda s: order.index(s.key)), sweeps, plotted, (stock, per_request)
+    return sorted(scenarios, key=lambda s: ORDER.index(s.key)), sweeps, plotted, (stock, per_request)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,12 +126,13 @@ def main(argv: list[str] | None = None) -> int:
                       "its sizes make the targets meaningless, so they are not judged")
     with tempfile.TemporaryDirectory(prefix="bench-handler-") as temp:
         code_root, handler = ROOT / "handler", describe_handler()
-        if args.commit:
-            code_root = snapshot(args.commit, Path(temp))
-            handler = f"handler/ as committed at {args.commit} ({revision(args.commit)})"
+        if args.at:
+            code_root = snapshot(args.at, Path(temp))
+            handler = f"handler/ as committed at {args.at} ({revision(args.at)})"
         with Cloud(latency=sizes.latency, copy_rate=sizes.copy_rate, code_root=code_root) as cloud:
             defaults = load_settings(cloud.env())
-            scenarios, sweeps, plotted, (stock, per_request) = run(cloud, sizes, parts, plot.resolve(), started)
+            scenarios, sweeps, plotted, (stock, per_request) = run(cloud, sizes, parts, plot.resolve(), started,
+                                                                   args.commit)
     setup = {"size": sizes.name, "latency": f"{sizes.latency * 1000:g} ms per request (OSS and MPS)",
              "copy rate": f"{size(sizes.copy_rate)}/s per copy request",
              "defaults": f"COPY_CONCURRENCY={defaults.copy_concurrency}, PART_SIZE_BYTES={size(defaults.part_size)}, "
@@ -128,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                                                           f"its own transport and signer), {stock * 1000:.2f} ms "
                                                           "oss2 as shipped (on requests)",
              "handler": handler,
-             "processes": "OSS emulator, MPS emulator, function (isolated FC instance), bench + baselines: one each",
+             **({"compared with": f"handler/ as committed at {args.commit} ({revision(args.commit)}), CPU per "
+                                  "copy"} if args.commit else {}),
+             "processes": "OSS emulator, MPS emulator, function (isolated FC instance), bench + baselines: one each "
+                          "(the plain peer: an isolated FC instance like the function's)",
              "runtime": f"{time.monotonic() - started:.0f} s"}
     if plotted:
         plotted = os.path.relpath(ROOT / plotted, args.out.resolve())

@@ -141,6 +141,7 @@ class Cloud:
     copy_rate: float | None = 200 * MIB
     bandwidth: float | None = None
     qps: int | None = None
+    profile: str = "arrival"  # the emulators' latency profile (localcloud/common.py)
     oss: Process = field(init=False)
     mps: Process = field(init=False)
     jobs_made: int = 0
@@ -171,16 +172,16 @@ class Cloud:
 
     # -- settings ---------------------------------------------------------------------------------
     def configure(self, **changes: Any) -> None:
-        """Change ``latency`` (both emulators), ``copy_rate`` and ``bandwidth`` (OSS, bytes/s, None: no
-        limit) or ``qps`` (the MPS cap, None: none); the others keep their values."""
-        unknown = set(changes) - {"latency", "copy_rate", "bandwidth", "qps"}
+        """Change ``latency`` and its ``profile`` (both emulators), ``copy_rate`` and ``bandwidth`` (OSS,
+        bytes/s, None: no limit) or ``qps`` (the MPS cap, None: none); the others keep their values."""
+        unknown = set(changes) - {"latency", "profile", "copy_rate", "bandwidth", "qps"}
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)}")
         for name, value in changes.items():
             setattr(self, name, value)
-        self.oss_admin.knobs(latency=self.latency, settings={"copy_rate": self.copy_rate,
-                                                             "bandwidth": self.bandwidth})
-        self.mps_admin.knobs(latency=self.latency, settings={"qps": self.qps})
+        self.oss_admin.knobs(latency=self.latency, profile=self.profile,
+                             settings={"copy_rate": self.copy_rate, "bandwidth": self.bandwidth})
+        self.mps_admin.knobs(latency=self.latency, profile=self.profile, settings={"qps": self.qps})
 
     # -- seeding ----------------------------------------------------------------------------------
     def new_job(self, files: list[tuple[str, int]], *, bucket: str = SOURCE, region: str = REGION,
@@ -225,10 +226,13 @@ class Cloud:
                 "ALIBABA_CLOUD_ACCESS_KEY_ID": AK, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
                 "LOG_LEVEL": "WARNING", **overrides}
 
-    def function(self, timeout: float = 300, **overrides: str) -> FunctionInstance:
-        """A fresh function instance in a process of its own (``.pid``), like an FC instance."""
-        return FunctionInstance(self.code_root, env=dict(self.env(**overrides)), timeout=timeout, isolated=True,
-                                echo_logs=False, credentials=Credentials(AK, SECRET), region=REGION)
+    def function(self, timeout: float = 300, *, code_root: Path | None = None, python: str | None = None,
+                 **overrides: str) -> FunctionInstance:
+        """A fresh function instance in a process of its own (``.pid``), like an FC instance: of
+        ``code_root`` (default ours, ``handler/``), on ``python`` (default the bench's interpreter)."""
+        return FunctionInstance(code_root or self.code_root, env=dict(self.env(**overrides)), timeout=timeout,
+                                isolated=True, echo_logs=False, credentials=Credentials(AK, SECRET), region=REGION,
+                                python=python)
 
     # -- reading the emulators --------------------------------------------------------------------
     def clear_logs(self) -> None:

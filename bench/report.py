@@ -13,7 +13,7 @@ from typing import Any
 import oss2
 
 from bench.cloud import ROOT
-from bench.model import Scenario
+from bench.model import Scenario, ratio, secs, size
 
 
 def machine() -> dict[str, Any]:
@@ -54,6 +54,20 @@ def targets(scenarios: list[Scenario], meaningful: bool = True) -> list[dict[str
              "why not": t.why if meaningful else ""} for s in scenarios for t in s.targets]
 
 
+def against_peer(scenarios: list[Scenario]) -> list[dict[str, Any]]:
+    """One row per run against the plain peer: cold and warm side by side (bench/versus.py)."""
+    rows = []
+    for s in scenarios:
+        if "peer" in s.data and "setup" in s.data:
+            ours, peer, setup = s.data["ours"], s.data["peer"], s.data["setup"]
+            rows.append({"#": s.key, "files": f"{setup['files']} × {size(setup['each'])}", "C": setup["concurrency"],
+                         "latency": f"{setup['latency'] * 1000:g} ms", "profile": setup["profile"],
+                         "ours cold": secs(ours["cold"]), "peer cold": secs(peer["cold"]),
+                         "ours/peer cold": ratio(ours["cold"] / peer["cold"]), "ours warm": secs(ours["warm"]),
+                         "peer warm": secs(peer["warm"]), "ours/peer warm": ratio(ours["warm"] / peer["warm"])})
+    return rows
+
+
 def markdown(info: dict[str, Any], setup: dict[str, Any], scenarios: list[Scenario],
              sweeps: dict[str, list[dict[str, Any]]], plot: str | None) -> str:
     lines = ["# Benchmark results", "",
@@ -68,6 +82,8 @@ def markdown(info: dict[str, Any], setup: dict[str, Any], scenarios: list[Scenar
     if not judged(setup):
         lines += ["Smoke run: its sizes make the targets meaningless; it only checks that the suite runs.", ""]
     lines += table(targets(scenarios, judged(setup)))
+    if against_peer(scenarios):
+        lines += ["", "## Against the plain peer, cold and warm", "", *table(against_peer(scenarios))]
     for s in scenarios:
         if s.details or s.notes:
             lines += ["", f"## {s.key}. {s.title}"]

@@ -34,6 +34,15 @@ class Sizes:
     tune_part_size: tuple[int, ...] = (32 * MIB, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB)
     tune_threshold_sizes: tuple[int, ...] = (64 * MIB, 128 * MIB, 256 * MIB, 1 * GIB)
     tune_job_concurrency: tuple[int, ...] = (16, 32, 64, 128)
+    peer_concurrency: int = 64  # scenario 1 against the plain peer, and the CPU per copy
+    peer_rounds: int = 5  # alternating rounds, ours and the peer
+    peer_warm_calls: int = 2  # warm calls per round, after the cold one
+    review_files: int = 128  # the review's case against the plain peer
+    review_concurrency: int = 16
+    review_latency: float = 0.02
+    cpu_files: int = 256  # CPU per copy: files per job, jobs per round, rounds
+    cpu_jobs: int = 4
+    cpu_rounds: int = 3
 
 
 FULL = Sizes("full")
@@ -43,4 +52,6 @@ SMOKE = Sizes(
     memory_small=256 * MIB, batch_jobs=6, batch_files=2, batch_qps=100, cold_runs=1, bandwidth=200 * MIB,
     tune_repeats=1, cross_files=4, cross_file_size=64 * KIB, cross_big=(8 * MIB, 16 * MIB), tune_concurrency=(8,),
     tune_part_size=(64 * MIB,), tune_threshold_sizes=(16 * MIB,), tune_job_concurrency=(8,),
+    peer_concurrency=4, peer_rounds=1, peer_warm_calls=1, review_files=8, review_concurrency=4, review_latency=0.005,
+    cpu_files=8, cpu_jobs=1, cpu_rounds=1,
 )

@@ -12,8 +12,18 @@ Admin API (JSON in, JSON out)::
     GET    /_emulator/health   -> {"ok": true, "emulator": "oss"}
     GET    /_emulator/log      -> {"requests": [{"op", "method", "path", "status", ...}, ...]}
     DELETE /_emulator/log      -> clears it
-    GET    /_emulator/knobs    -> {"latency", "seed", "faults": [...], "settings": {...}, "injected": {...}}
+    GET    /_emulator/knobs    -> {"latency", "profile", "seed", "faults": [...], "settings": {...}, "injected": {...}}
     PUT    /_emulator/knobs    -> replaces the knobs given (omitted keys keep their value)
+
+Two latency profiles (knob ``profile``), two models of a server:
+
+* ``arrival`` (the default): the latency counts from a request's arrival and the emulator's own
+  work is done within it, as a remote service's is within its round trip; an answer leaves at
+  arrival + latency unless the work takes longer.
+* ``queueing``: the latency is a wait before the work, on the request's own thread (a thread per
+  connection, as in a plain ``http.server.ThreadingHTTPServer`` whose handler sleeps, then works):
+  the requests of a wave wake together and their work queues on this process's GIL, so answers
+  leave at arrival + latency + the work of those ahead of them.
 
 A fault rule is ``{"op": "CopyObject" | "*", "kind": "503", "rate": 0.2}`` (each matching request
 fails with that probability) or ``{"op": ..., "kind": ..., "times": 3, "after": 1}`` (skip one
@@ -46,6 +56,14 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 ADMIN_PREFIX = "/_emulator/"
+#: The latency profiles (see the module docstring); the first is the default.
+PROFILES = ("arrival", "queueing")
+
+
+def check_profile(name: str) -> str:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose from {', '.join(PROFILES)}")
+    return name
 
 
 @dataclass
@@ -88,22 +106,26 @@ class Knobs:
 
     latency: float = 0.0
     seed: int = 0
+    profile: str = PROFILES[0]
     faults: list[FaultRule] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     injected: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
+        check_profile(self.profile)
         self._lock = threading.Lock()
         self._rng = random.Random(self.seed)
 
     def configure(self, data: dict[str, Any]) -> None:
         """Apply an admin ``PUT /_emulator/knobs`` document."""
-        unknown = set(data) - {"latency", "seed", "faults", "settings", "reset_counters"}
+        unknown = set(data) - {"latency", "profile", "seed", "faults", "settings", "reset_counters"}
         if unknown:
             raise ValueError(f"unknown knob(s): {sorted(unknown)}")
         with self._lock:
             if "latency" in data:
                 self.latency = float(data["latency"])
+            if "profile" in data:
+                self.profile = check_profile(data["profile"])
             if "seed" in data:
                 self.seed = int(data["seed"])
                 self._rng = random.Random(self.seed)
@@ -137,6 +159,7 @@ class Knobs:
         with self._lock:
             return {
                 "latency": self.latency,
+                "profile": self.profile,
                 "seed": self.seed,
                 "faults": [rule.public() for rule in self.faults],
                 "settings": dict(self.settings),
@@ -426,17 +449,20 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def inject(self, op: str) -> str | None:
         """Record the operation, apply latency and faults.
 
-        The latency is a time the answer may not leave before, counted from the request's arrival
-        (its body's last byte, if it has one; :meth:`wait_due`, at the first status line): the
-        emulator's own work is done within it, as a real service's is within its round trip, rather
-        than added to it by this machine's CPU.
+        Profile ``arrival``: the latency is a time the answer may not leave before, counted from the
+        request's arrival (its body's last byte, if it has one; :meth:`wait_due`, at the first status
+        line): the emulator's own work is done within it, as a real service's is within its round
+        trip, rather than added to it by this machine's CPU. Profile ``queueing``: the request's
+        thread sleeps the latency here, before any of the work (see the module docstring).
 
         Returns the fault kind the emulator must answer with itself (``503``...), or None.
         ``reset`` raises :class:`DroppedError`; ``slow`` sleeps and returns None.
         """
         self.log_fields["op"] = op
         knobs = self.emulator.knobs
-        if knobs.latency:
+        if knobs.latency and knobs.profile == "queueing":
+            time.sleep(knobs.latency)
+        elif knobs.latency:
             self._due = self._arrived + knobs.latency
         rule = knobs.pick_fault(op)
         if rule is None:
@@ -550,11 +576,11 @@ class Emulator:
     default_settings: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0,
-                 seed: int = 0, verbose: bool = False, **settings: Any) -> None:
+                 profile: str = PROFILES[0], seed: int = 0, verbose: bool = False, **settings: Any) -> None:
         self.host = host
         self.port = port
         self.verbose = verbose
-        self.knobs = Knobs(latency=latency, seed=seed, settings=dict(self.default_settings))
+        self.knobs = Knobs(latency=latency, seed=seed, profile=profile, settings=dict(self.default_settings))
         if settings:
             self.knobs.configure({"settings": settings})
         self.log = RequestLog()

@@ -70,6 +70,7 @@ class FunctionConfig:
     log_store: str = ""
     echo_logs: bool = True
     enforce_timeout: bool = True  # False in an isolated child: the parent enforces it
+    python: str | None = None  # the interpreter of an isolated instance (default: this one's)
 
     @property
     def init_timeout(self) -> float:

@@ -51,8 +51,8 @@ class IsolatedBackend:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
         process = subprocess.Popen(
             # (-c, not -m: runpy warns when the package has already imported the module it is asked to run)
-            [sys.executable, "-c", "import sys; from localcloud.fc.isolated import worker; worker(int(sys.argv[1]))",
-             str(child.fileno())],
+            [self.config.python or sys.executable, "-c",
+             "import sys; from localcloud.fc.isolated import worker; worker(int(sys.argv[1]))", str(child.fileno())],
             pass_fds=(child.fileno(),), env=env, cwd=self.config.code_root, stdin=subprocess.DEVNULL)
         child.close()
         conn = Connection(parent.detach())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..common import PROFILES
 from .server import MpsEmulator
 
 
@@ -27,6 +28,9 @@ def parser() -> argparse.ArgumentParser:
     add("--retry-after", type=int, metavar="MS", help="x-acs-retry-after on Throttling answers (ms)")
     add("--latency", type=float, default=0.0,
         help="seconds from a call's arrival before its answer may leave (its own work included)")
+    add("--profile", choices=PROFILES, default=PROFILES[0],
+        help="latency model: 'arrival' (default, as --latency says) or 'queueing' (the latency is a wait "
+             "before the work, on the call's thread)")
     add("--region", default="cn-hangzhou", help="region named in answers' HostId (default cn-hangzhou)")
     add("--unknown-job", choices=["empty", "error"], default="empty",
         help="answer for a JobId it does not hold: empty (200 with RequestId and JobId only; the default) or "
@@ -43,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     emulator = MpsEmulator(
-        args.host, args.port, latency=args.latency, verbose=args.verbose,
+        args.host, args.port, latency=args.latency, profile=args.profile, verbose=args.verbose,
         access_key_id=args.access_key_id, access_key_secret=args.access_key_secret,
         security_token=args.security_token, qps=args.qps, retry_after=args.retry_after, region=args.region,
         unknown_job=args.unknown_job, pending_result=args.pending_result,

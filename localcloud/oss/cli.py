@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from ..common import PROFILES
 from .emulator import OssEmulator
 
 
@@ -20,6 +21,9 @@ def parser() -> argparse.ArgumentParser:
     add("--seed", metavar="FILE", help='seed file; its "oss" section is loaded')
     add("--latency", type=float, default=0.0,
         help="seconds from a request's arrival before its answer may leave (the emulator's own work included)")
+    add("--profile", choices=PROFILES, default=PROFILES[0],
+        help="latency model: 'arrival' (default, as --latency says) or 'queueing' (the latency is a wait "
+             "before the work, on the request's thread)")
     add("--copy-rate", type=float, help="bytes/s of CopyObject and UploadPartCopy (default instant)")
     add("--bandwidth", type=float, help="bytes/s per GET/PUT body (default unlimited)")
     add("--region", help="region of buckets created on demand (default cn-hangzhou)")
@@ -59,7 +63,8 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    emulator = OssEmulator(args.host, args.port, latency=args.latency, seed=args.random_seed,
+    emulator = OssEmulator(args.host, args.port, latency=args.latency, profile=args.profile,
+                           seed=args.random_seed,
                            verbose=args.verbose, **settings_from(args))
     if args.fault:
         emulator.knobs.configure({"faults": [json.loads(rule) for rule in args.fault]})

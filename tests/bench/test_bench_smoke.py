@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = {"1", "2", "3", "4", "5", "6", "X"}
+SCENARIOS = {"1", "1a", "1q", "R", "2", "3", "4", "5", "6", "X", "C"}
 SWEEPS = {"COPY_CONCURRENCY", "PART_SIZE_BYTES", "MULTIPART_THRESHOLD_BYTES", "JOB_CONCURRENCY"}
 COMMITTED = [ROOT / "bench" / "results" / "latest.md", ROOT / "bench" / "results" / "latest.json",
              ROOT / "docs" / "scaling.png"]
@@ -47,8 +47,14 @@ def test_the_suite_runs_and_writes_its_table_away_from_the_committed_results() -
         document = json.loads((out / "latest.json").read_text())
         assert {s["key"] for s in document["scenarios"]} == SCENARIOS
         assert set(document["tuning"]) == SWEEPS
-        assert all(s["targets"] for s in document["scenarios"] if s["key"] != "6")
+        assert all(s["targets"] for s in document["scenarios"] if s["key"] not in ("6", "C"))
         assert all(t["met"] is None for s in document["scenarios"] for t in s["targets"])
         assert document["machine"]["cores"] and document["setup"]["size"] == "smoke"
+        assert "| # | files | C | latency | profile | ours cold | peer cold | ours/peer cold |" in table
+        peer = {s["key"]: s["data"] for s in document["scenarios"] if s["key"] in ("1a", "1q", "R")}
+        assert {p["setup"]["profile"] for p in peer.values()} == {"arrival", "queueing"}
+        assert all(p[name]["cold"] > 0 and p[name]["warm"] > 0 for p in peer.values() for name in ("ours", "peer"))
+        cpu = next(s["data"] for s in document["scenarios"] if s["key"] == "C")
+        assert set(cpu["median"]) == {"ours", "plain peer"} and all(v > 0 for v in cpu["median"].values())
     finally:
         shutil.rmtree(out, ignore_errors=True)

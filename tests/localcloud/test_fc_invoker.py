@@ -154,6 +154,16 @@ def test_isolated_instance() -> None:
         assert failed.error_type == "UnhandledInvocationError" and failed.body["errorType"] == "ValueError"
 
 
+def test_isolated_instance_on_another_interpreter(tmp_path: Path) -> None:
+    """``python=``: the instance's process runs that interpreter (here a wrapper that leaves a mark)."""
+    mark, wrapper = tmp_path / "ran", tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\necho "$$" > {mark}\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    with instance(isolated=True, python=str(wrapper)) as function:
+        pid = ok(function.invoke({"action": "echo"}))["pid"]
+    assert mark.read_text().strip() == str(pid)
+
+
 def test_isolated_instances_run_concurrently() -> None:
     functions = [instance(isolated=True) for _ in range(3)]
     for function in functions:

@@ -298,6 +298,21 @@ def test_latency_knob(seeded: MpsEmulator, mps_admin: MpsAdmin) -> None:
         assert time.monotonic() - started >= 0.2
 
 
+def test_queueing_profile(mps_emulator: MpsEmulator) -> None:
+    """Profile ``queueing``: the latency is a wait before the work (a ``slow`` fault stands for 0.3 s
+    of work), so they add up, where the default profile does the work within the latency."""
+    mps_emulator.seed(SEED)
+    for profile, low, high in (("arrival", 0.3, 0.55), ("queueing", 0.6, 5)):
+        mps_emulator.knobs.configure({"latency": 0.3, "profile": profile, "faults": [
+            {"op": "QueryIProductionJob", "kind": "slow", "seconds": 0.3, "times": 1}]})
+        with client(mps_emulator) as mps:
+            started = time.monotonic()
+            assert mps.query_job(JOB)["JobId"] == JOB
+            assert low <= time.monotonic() - started < high, profile
+    with pytest.raises(ValueError, match="unknown profile"):
+        mps_emulator.knobs.configure({"profile": "fifo"})
+
+
 def test_slow_fault_past_the_client_timeout(seeded: MpsEmulator, mps_admin: MpsAdmin) -> None:
     """A ``slow`` answer held back longer than the client's read timeout makes httpx time out; held back
     less, it is the normal answer, late; the next call is not slowed."""

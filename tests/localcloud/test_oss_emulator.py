@@ -635,6 +635,30 @@ def test_copy_rate_and_bandwidth_delay(oss_emulator: OssEmulator, oss_admin: Oss
     assert time.monotonic() - started >= 0.1
 
 
+def test_queueing_profile_waits_the_latency_before_the_work(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
+    """``arrival`` does a request's work within its latency; ``queueing`` sleeps the latency first, then
+    works (a ``slow`` fault stands for 0.3 s of work here), so the two add up."""
+    b = bucket(oss_emulator)
+    b.put_object("k", b"body")
+    for profile, low, high in (("arrival", 0.3, 0.55), ("queueing", 0.6, 5)):
+        oss_admin.knobs(latency=0.3, profile=profile,
+                        faults=[{"op": "HeadObject", "kind": "slow", "seconds": 0.3, "times": 1}])
+        assert oss_admin.knobs()["profile"] == profile
+        started = time.monotonic()
+        assert b.head_object("k").content_length == 4
+        assert low <= time.monotonic() - started < high, profile
+    oss_admin.knobs(faults=[])
+    started = time.monotonic()
+    b.head_object("k")
+    assert 0.3 <= time.monotonic() - started < 0.55
+    with pytest.raises(RuntimeError, match="unknown profile"):
+        oss_admin.knobs(profile="fifo")
+    from localcloud.oss.cli import parse_args
+
+    assert parse_args(["--profile", "queueing"]).profile == "queueing"
+    assert parse_args([]).profile == "arrival"
+
+
 def test_copy_object_size_limit(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
     oss_admin.put_object("src-bucket", "too-big", synthetic=(GIB + 1, 0))
     error = server_error(bucket(oss_emulator).copy_object, "src-bucket", "too-big", "x")
