@@ -115,7 +115,7 @@ def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:
     async def clients() -> tuple[OSSClient, MPSClient]:
         # Made on the loop: an aiohttp session and an httpx.AsyncClient belong to the loop that made them.
         oss = OSSClient(new_session(settings.copy_concurrency), credentials, endpoint_for=settings.oss_endpoint_for,
-                        timeout=settings.oss_timeout)
+                        slots=settings.copy_concurrency, timeout=settings.oss_timeout)
         mps = MPSClient(settings.mps_endpoint, credentials, limiter=RateLimiter(settings.mps_max_qps),
                         signature=settings.mps_signature, timeout=settings.mps_timeout)
         return oss, mps
@@ -138,6 +138,15 @@ def initialize(context: Any) -> None:
         if _runtime is None:
             _runtime = build_runtime(os.environ, context)
             logs.info("instance.initialized", settings=describe(_runtime.settings))
+
+
+def pre_stop(context: Any) -> None:
+    """FC preStop hook: close the instance's connections and stop its loop."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is not None:
+            _runtime.close()
+            _runtime = None
 
 
 def runtime(context: Any = None) -> Runtime:

@@ -198,14 +198,14 @@ class ServerSide:
         return settings.multipart_threshold
 
     async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
-        deadline.check(self.timer.estimate(info.size), f"copy {plan.source_url}")
         # if-match: copy exactly the version the HEAD described (412 if it changed meanwhile).
         headers = {"x-oss-copy-source": copy_source(plan.source_bucket, plan.source_key),
                    "x-oss-copy-source-if-match": f'"{info.etag}"', **forbid(overwrite)}
 
         async def attempt() -> str:
             try:
-                reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, headers=headers)
+                reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, headers=headers,
+                                            needs=self.timer.estimate(info.size))
             except oss_errors.ServerError as exc:
                 if is_exists(exc):
                     raise ExistsError(plan.dest_key) from None
@@ -227,14 +227,14 @@ class ServerSide:
     async def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int,
                    byte_range: tuple[int, int], deadline: Deadline) -> Part:
         size = byte_range[1] - byte_range[0] + 1
-        deadline.check(self.timer.estimate(size), f"copy part {number} of {plan.source_url}")
         headers = {"x-oss-copy-source": copy_source(plan.source_bucket, plan.source_key),
                    "x-oss-copy-source-range": f"bytes={byte_range[0]}-{byte_range[1]}",
                    "x-oss-copy-source-if-match": f'"{info.etag}"'}
 
         async def attempt() -> Part:
             reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, headers=headers,
-                                        params={"partNumber": str(number), "uploadId": upload_id})
+                                        params={"partNumber": str(number), "uploadId": upload_id},
+                                        needs=self.timer.estimate(size))
             return Part(number, xml_text(reply.body, "ETag").strip('"'), size)
 
         started = time.monotonic()
@@ -274,8 +274,8 @@ class Streamed:
             get_headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
 
         async def attempt() -> tuple[str, int]:
-            async with self.gate, self.oss.open("GET", self.source, plan.source_key, deadline,
-                                                headers=get_headers) as response:
+            async with self.gate, self.oss.open("GET", self.source, plan.source_key, deadline, headers=get_headers,
+                                                needs=self.timer.estimate(size)) as response:
                 if byte_range is not None and response.status != 206 and size != info.size:
                     raise oss_errors.InconsistentError("the source ignored the byte range", "")
                 crc = 0
@@ -297,7 +297,8 @@ class Streamed:
 
                 try:
                     reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, params=params,
-                                                headers={**headers, "Content-Length": str(size)}, body=chunks())
+                                                headers={**headers, "Content-Length": str(size)}, body=chunks(),
+                                                paired=True)
                 except oss_errors.ServerError as exc:
                     if is_exists(exc):
                         raise ExistsError(plan.dest_key) from None
@@ -312,7 +313,6 @@ class Streamed:
         return result
 
     async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
-        deadline.check(self.timer.estimate(info.size), f"stream {plan.source_url}")
         headers = {"Content-Type": "application/octet-stream", **info.carried, **forbid(overwrite)}
         etag, crc = await self.pipe(plan, info, None, deadline, f"stream {plan.source_url}", None, headers)
         if info.crc64 is not None and crc != info.crc64:
@@ -325,7 +325,6 @@ class Streamed:
     async def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int,
                    byte_range: tuple[int, int], deadline: Deadline) -> Part:
         size = byte_range[1] - byte_range[0] + 1
-        deadline.check(self.timer.estimate(size), f"stream part {number} of {plan.source_url}")
         etag, crc = await self.pipe(plan, info, byte_range, deadline, f"stream part {number} of {plan.source_url}",
                                     {"partNumber": str(number), "uploadId": upload_id},
                                     {"Content-Type": "application/octet-stream"})

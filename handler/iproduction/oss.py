@@ -13,6 +13,7 @@ limit is ``COPY_CONCURRENCY``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -31,7 +32,7 @@ from . import retry
 from .budget import Deadline
 from .crc64 import crc64
 from .credentials import CredentialsSource
-from .errors import CollectorError, CredentialsError, RejectedError, TransientError
+from .errors import BudgetExceededError, CollectorError, CredentialsError, RejectedError, TransientError
 from .ossauth import sign, uri_quote
 
 #: Headers that describe an object and must follow it through a multipart copy (oss.md §1.4).
@@ -238,14 +239,15 @@ def new_session(connections: int) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=0, ssl=tls_context(),
                                      ttl_dns_cache=60, enable_cleanup_closed=True)
     return aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=True,
-                                 headers={"User-Agent": USER_AGENT}, skip_auto_headers=("Accept-Encoding", "Content-Type"))
+                                 headers={"User-Agent": USER_AGENT},
+                                 skip_auto_headers=("Accept-Encoding", "Content-Type"))
 
 
 class OSSClient:
     """Async OSS operations over one session; ``credentials`` are read for every request."""
 
     def __init__(self, session: aiohttp.ClientSession, credentials: CredentialsSource, *,
-                 endpoint_for: Any, timeout: float = 60.0, policy: retry.RetryPolicy | None = None,
+                 endpoint_for: Any, slots: int = 64, timeout: float = 60.0, policy: retry.RetryPolicy | None = None,
                  stats: retry.RetryStats | None = None) -> None:
         self.session = session
         self.credentials = credentials
@@ -253,6 +255,8 @@ class OSSClient:
         self.timeout = timeout
         self.policy = policy or retry.RetryPolicy()
         self.stats = stats or retry.RetryStats()
+        # One slot per connection: a request checks the time left once it holds one, not while it queues.
+        self.slots = asyncio.Semaphore(slots)
 
     def bucket(self, name: str, region: str) -> Bucket:
         return Bucket(name, region, self.endpoint_for(region))
@@ -273,31 +277,44 @@ class OSSClient:
     @asynccontextmanager
     async def open(self, method: str, bucket: Bucket, key: str, deadline: Deadline | None, *,
                    params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-                   body: Any = None) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send one request; yields the answer with its body unread (an error answer raises oss2's
-        exception). The request may not outlive the time left (``deadline``)."""
-        url, signed = self.prepare(method, bucket, key, params, headers)
-        limit = self.timeout if deadline is None else deadline.cap(self.timeout, f"{method} {bucket.name}/{key}")
-        async with self.session.request(method, url, headers=signed, data=body, allow_redirects=False,
-                                        timeout=aiohttp.ClientTimeout(total=limit)) as response:
-            if response.status >= 300:
-                data = b"" if method == "HEAD" else await response.read()
-                raise oss_errors.make_exception(Reply(response.status, response.headers, data))
-            yield response
+                   body: Any = None, needs: float = 0.0, paired: bool = False) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send one request once a connection slot is free; yields the answer with its body unread (an
+        error answer raises oss2's exception). The request is not sent unless ``needs`` seconds are left
+        then, and may not outlive the time left (``deadline``). ``paired``: the upload fed by a GET that
+        holds a slot already (a stream is one slot, two connections)."""
+        what = f"{method} {bucket.name}/{key}"
+        async with contextlib.nullcontext() if paired else self.slots:
+            limit = self.timeout
+            if deadline is not None:
+                deadline.check(needs, what)
+                limit = deadline.cap(self.timeout, what)
+            url, signed = self.prepare(method, bucket, key, params, headers)
+            async with self.session.request(method, url, headers=signed, data=body, allow_redirects=False,
+                                            timeout=aiohttp.ClientTimeout(total=limit)) as response:
+                if response.status >= 300:
+                    data = b"" if method == "HEAD" else await response.read()
+                    raise oss_errors.make_exception(Reply(response.status, response.headers, data))
+                yield response
 
     async def send(self, method: str, bucket: Bucket, key: str, deadline: Deadline | None, *,
                    params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-                   body: bytes | None = None) -> Reply:
+                   body: Any = None, needs: float = 0.0, paired: bool = False) -> Reply:
         """One request, its answer read whole."""
-        async with self.open(method, bucket, key, deadline, params=params, headers=headers, body=body) as response:
+        async with self.open(method, bucket, key, deadline, params=params, headers=headers, body=body,
+                             needs=needs, paired=paired) as response:
             data = b"" if method == "HEAD" else await response.read()
             return Reply(response.status, response.headers, data)
 
     async def call(self, attempt: Any, what: str, deadline: Deadline | None, region: str | None = None) -> Any:
-        """``await attempt()`` with retries; failures come out translated."""
+        """``await attempt()`` with retries; failures come out translated (a request cut at the
+        deadline is the time budget's end)."""
         try:
             return await retry.run(attempt, classify, deadline=deadline, policy=self.policy, stats=self.stats)
-        except (oss_errors.OssError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except asyncio.TimeoutError:
+            if deadline is not None and deadline.expired():
+                raise BudgetExceededError(f"time budget exhausted: OSS {what} was cut at the deadline") from None
+            raise translate(asyncio.TimeoutError(), what, region) from None
+        except (oss_errors.OssError, aiohttp.ClientError) as exc:
             raise translate(exc, what, region) from None
 
     # -- operations --------------------------------------------------------------------------
