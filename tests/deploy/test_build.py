@@ -60,7 +60,7 @@ def test_the_fc_loader_finds_the_handler_in_the_package(package: Path) -> None:
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import index, oss2, httpx, pydantic, crcmod._crcfunext;"
         "assert callable(index.handler) and callable(index.initialize);"
-        "from iproduction.express import new_loop; import uvloop; assert isinstance(new_loop(), uvloop.Loop);"
+        "from iproduction.app import new_loop; import uvloop; assert isinstance(new_loop(), uvloop.Loop);"
         "assert all(m.__file__.startswith(sys.argv[1]) for m in (oss2, httpx, pydantic, uvloop));"
         "print('ok')"
     )
