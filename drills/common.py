@@ -253,7 +253,8 @@ def audit_oss(entries: list[dict[str, Any]], *, dest_bucket: str, dest_prefix: s
             if bucket != dest_bucket or not key.startswith(dest_prefix):
                 problems.append(f"write outside {dest_bucket}/{dest_prefix}: {where}")
         elif bucket == dest_bucket:
-            if not key.startswith(dest_prefix):
+            # The destination's versioning state is a bucket setting, not an object outside the prefix.
+            if op != "GetBucketVersioning" and not key.startswith(dest_prefix):
                 problems.append(f"destination read outside {dest_prefix}: {where}")
         elif bucket not in allowed:
             problems.append(f"read from a bucket outside SOURCE_BUCKETS: {where}")

@@ -19,10 +19,11 @@ class Deadline:
     """When this invocation must stop starting work."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, reserve: float = 0.0) -> None:
         self._clock = clock
         self._end = clock() + seconds
         self.timeout = seconds if timeout is None else timeout  # the function's whole FC timeout
+        self.reserve = reserve  # kept back after the deadline to report outcomes
 
     @classmethod
     def from_context(cls, context: Any, started: float | None = None,
@@ -30,13 +31,29 @@ class Deadline:
         """FC's ``context.function.timeout`` minus a reserve, counted from ``started``."""
         function = getattr(context, "function", None)
         timeout = float(getattr(function, "timeout", None) or 300)
-        deadline = cls(timeout - reserve_for(timeout), clock, timeout=timeout)
+        reserve = reserve_for(timeout)
+        deadline = cls(timeout - reserve, clock, timeout=timeout, reserve=reserve)
         if started is not None:
             deadline._end -= clock() - started
         return deadline
 
     def remaining(self) -> float:
         return self._end - self._clock()
+
+    def cap(self, limit: float, what: str = "send a request") -> float:
+        """A request's timeout: ``limit``, but no later than the deadline (so no request outlives the
+        invocation's time budget). Raises :class:`BudgetExceededError` when no time is left."""
+        left = self.remaining()
+        if left <= 0:
+            raise BudgetExceededError(f"time budget exhausted before it could {what}")
+        return min(limit, left)
+
+    def grace(self) -> Deadline:
+        """The deadline for the steps that end a job once started (the commit, an abort, deleting a
+        pending record): half the reserve past this one, still inside the FC timeout."""
+        extended = Deadline(0, self._clock, timeout=self.timeout)
+        extended._end = self._end + self.reserve / 2
+        return extended
 
     def expired(self) -> bool:
         return self.remaining() <= 0

@@ -1,45 +1,56 @@
-"""The copy engine: a job's result files, verified, on one bounded pool.
+"""The copier: a job's result files delivered to the destination, verified, never overwriting a commit.
 
-Per file: HEAD the source → skip when the destination already holds the same object (known
-from one listing of the job's destination prefix) → one request below the multipart threshold,
-else InitiateMultipartUpload + parts in parallel + Complete (aborted on failure) → verify.
-How bytes move is a :class:`Transfer`: server-side copies within a region (:class:`ServerSide`,
-nothing passes through the function), or ranged GETs streamed into uploads across regions
-(``streamer.Streamed``). Files of every job and parts of every file share one pool of
-``COPY_CONCURRENCY`` workers; the orchestrating (job) thread never holds a pool slot while it
-waits, so nothing can deadlock.
+One path per file (:meth:`Copier.deliver`): HEAD the source → skip when the destination already
+holds the same object → copy it whole, or in parts at or above the threshold → verify. How the
+bytes move is a :class:`Strategy`: :class:`ServerSide` (CopyObject / UploadPartCopy within a
+region, nothing passes through the function) or :class:`Streamed` (across regions, ranged GETs
+piped into PutObject / UploadPart with their CRC-64 checked end to end). Every file of a job is a
+coroutine on the instance's loop; the session's connection limit (``COPY_CONCURRENCY``) bounds what
+is in flight, and files not yet at the destination start first, so a retried job makes progress.
+
+The fence (every write is put-if-absent): copies, uploads and completions carry
+``x-oss-forbid-overwrite``. A destination object that exists already is verified and kept when it
+is intact; one that is not is replaced only after checking that the job's manifest does not exist.
+So an invocation that is late or racing can never overwrite an intact file that a committed
+manifest describes (the one window left: between that check and the write).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-import queue
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol, TypeVar
 
-import oss2
 from oss2 import exceptions as oss_errors
-from oss2.models import PartInfo
 
 from . import logs
 from .budget import CopyTimer, Deadline
 from .config import Settings
-from .errors import CollectorError, CredentialsError, IntegrityError, RejectedError, TransientError
+from .crc64 import combine_all, crc64
+from .errors import (
+    BudgetExceededError,
+    CollectorError,
+    CommittedMeanwhileError,
+    CredentialsError,
+    IntegrityError,
+    RejectedError,
+    TransientError,
+)
 from .layout import FilePlan
+from .oss import Bucket, Listed, ObjectInfo, OSSClient, copy_source, xml_text
 from .retry import INTEGRITY_RETRY
-from .storage import Listed, ObjectInfo, Storage, drained
 
-if TYPE_CHECKING:
-    from .express import ExpressLane, HandBack
+T = TypeVar("T")
 
 MIN_PART = 100 * 1024
 MAX_PARTS = 10_000
 PROGRESS_INTERVAL = 5.0
 #: A file whose copy does not verify is copied again this many times within the invocation.
 FILE_ATTEMPTS = 3
+STREAM_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,22 +66,36 @@ class CopiedFile:
     transfer: str = "server-side"
 
 
-class Transfer(Protocol):
+@dataclass(frozen=True)
+class Part:
+    number: int
+    etag: str
+    size: int
+    crc: int | None = None
+
+
+class ExistsError(Exception):
+    """The destination object exists already (``x-oss-forbid-overwrite`` answered 409)."""
+
+
+class Strategy(Protocol):
     """How the bytes of one file (or one part of it) reach the destination."""
 
     name: str
+    source: Bucket
 
     def threshold(self, settings: Settings) -> int:
         """Files this large or larger go in parts."""
 
-    def single(self, plan: FilePlan, info: ObjectInfo, deadline: Deadline) -> str:
-        """Transfer a whole file in one request; return the destination ETag (verified)."""
+    async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
+        """Transfer a whole file in one request; return the destination ETag (verified).
+        Raises :class:`ExistsError` when the destination exists and ``overwrite`` is false."""
 
-    def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int, byte_range: tuple[int, int],
-             deadline: Deadline) -> PartInfo:
+    async def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int,
+                   byte_range: tuple[int, int], deadline: Deadline) -> Part:
         """Transfer one part (``byte_range`` inclusive)."""
 
-    def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[PartInfo]) -> None:
+    def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[Part]) -> None:
         """Raise :class:`IntegrityError` if the parts do not add up to the source."""
 
 
@@ -78,8 +103,8 @@ def part_ranges(size: int, part_size: int, concurrency: int) -> list[tuple[int, 
     """Inclusive byte ranges for a multipart transfer.
 
     At most ``part_size`` each (grown if 10,000 parts would not cover ``size``), then evened out
-    so the parts fill whole waves of ``concurrency`` workers: 80 parts on 64 workers would take
-    two rounds for 1.25 rounds of work, 128 smaller parts take the same two rounds at full use.
+    so the parts fill whole waves of ``concurrency`` connections: 80 parts on 64 would take two
+    rounds for 1.25 rounds of work, 128 smaller parts take the same two rounds at full use.
     """
     part_size = max(part_size, MIN_PART, math.ceil(size / MAX_PARTS))
     count = max(1, math.ceil(size / part_size))
@@ -90,6 +115,53 @@ def part_ranges(size: int, part_size: int, concurrency: int) -> list[tuple[int, 
     return [(start, min(start + step, size) - 1) for start in range(0, size, step)]
 
 
+def forbid(overwrite: bool) -> dict[str, str]:
+    return {} if overwrite else {"x-oss-forbid-overwrite": "true"}
+
+
+def is_exists(exc: BaseException) -> bool:
+    return isinstance(exc, oss_errors.ServerError) and exc.status == 409 and exc.code == "FileAlreadyExists"
+
+
+def worst(errors: list[BaseException]) -> BaseException:
+    """The error that decides the job's outcome: rejected > credentials > committed meanwhile > transient."""
+    for kind in (RejectedError, CredentialsError, CommittedMeanwhileError, TransientError):
+        for exc in errors:
+            if isinstance(exc, kind):
+                return exc
+    return errors[0]
+
+
+async def settle(coroutines: Iterable[Awaitable[T]], stop_on: tuple[type[BaseException], ...] = ()) -> list[T]:
+    """Run ``coroutines`` at once; return their results in order, or raise the :func:`worst` error
+    once all have finished. An error of a ``stop_on`` kind cancels the others at once (a job that is
+    rejected copies nothing more). Cancelling this cancels them all."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    if not tasks:
+        return []
+    errors: list[BaseException] = []
+    try:
+        pending: set[asyncio.Future[T]] = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    errors.append(task.exception())  # type: ignore[arg-type]
+            if any(isinstance(e, stop_on) for e in errors):
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                break
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    if errors:
+        raise worst(errors)
+    return [task.result() for task in tasks]
+
+
 class Progress:
     """Counts a job's copied files and bytes; logs a line at most every few seconds."""
 
@@ -98,42 +170,17 @@ class Progress:
         self.files_done = 0
         self.bytes_total = 0
         self.bytes_done = 0
-        self._lock = threading.Lock()
         self._throttle = logs.Throttle(interval)
 
     def expect(self, size: int) -> None:
-        with self._lock:
-            self.bytes_total += size
+        self.bytes_total += size
 
     def add(self, size: int, files: int = 0) -> None:
-        with self._lock:
-            self.bytes_done += size
-            self.files_done += files
-            snapshot = (self.files_done, self.files_total, self.bytes_done, self.bytes_total)
+        self.bytes_done += size
+        self.files_done += files
         if self._throttle.ready():
-            logs.info("job.progress", filesDone=snapshot[0], filesTotal=snapshot[1],
-                      bytesDone=snapshot[2], bytesTotal=snapshot[3])
-
-
-def _worst(errors: list[Exception]) -> Exception:
-    """The error that decides the job's outcome: rejected > credentials > transient."""
-    for kind in (RejectedError, CredentialsError, TransientError):
-        for exc in errors:
-            if isinstance(exc, kind):
-                return exc
-    return errors[0]
-
-
-def verify_destination(storage: Storage, plan: FilePlan, info: ObjectInfo, deadline: Deadline) -> str:
-    """HEAD the destination: same size, and same CRC-64 where both sides have one. Returns its ETag."""
-    dest = storage.head(storage.dest, plan.dest_key, deadline)
-    if dest is None:
-        raise IntegrityError(f"copy of {plan.source_url} is not at its destination")
-    if dest.size != info.size:
-        raise IntegrityError(f"corrupted on transfer: {plan.source_url} size {info.size}, destination {dest.size}")
-    if info.crc64 is not None and dest.crc64 is not None and dest.crc64 != info.crc64:
-        raise IntegrityError(f"corrupted on transfer: {plan.source_url} CRC-64 differs at the destination")
-    return dest.etag
+            logs.info("job.progress", filesDone=self.files_done, filesTotal=self.files_total,
+                      bytesDone=self.bytes_done, bytesTotal=self.bytes_total)
 
 
 class ServerSide:
@@ -141,315 +188,329 @@ class ServerSide:
 
     name = "server-side"
 
-    def __init__(self, storage: Storage, timer: CopyTimer) -> None:
-        self.storage = storage
+    def __init__(self, oss: OSSClient, dest: Bucket, source: Bucket, timer: CopyTimer) -> None:
+        self.oss = oss
+        self.dest = dest
+        self.source = source
         self.timer = timer
 
     def threshold(self, settings: Settings) -> int:
         return settings.multipart_threshold
 
-    def single(self, plan: FilePlan, info: ObjectInfo, deadline: Deadline) -> str:
-        deadline.check(self.timer.estimate(info.size), f"copy {plan.source_url}")
-        started = time.monotonic()
+    async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
         # if-match: copy exactly the version the HEAD described (412 if it changed meanwhile).
-        result = self.storage.call(
-            lambda: drained(self.storage.dest.copy_object(
-                plan.source_bucket, plan.source_key, plan.dest_key,
-                headers={"x-oss-copy-source-if-match": f'"{info.etag}"'})),
-            f"copy {plan.source_url}", deadline)
+        headers = {"x-oss-copy-source": copy_source(plan.source_bucket, plan.source_key),
+                   "x-oss-copy-source-if-match": f'"{info.etag}"', **forbid(overwrite)}
+
+        async def attempt() -> str:
+            try:
+                reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, headers=headers,
+                                            needs=self.timer.estimate(info.size))
+            except oss_errors.ServerError as exc:
+                if is_exists(exc):
+                    raise ExistsError(plan.dest_key) from None
+                raise
+            return xml_text(reply.body, "ETag").strip('"').upper()
+
+        started = time.monotonic()
+        etag = await self.oss.call(attempt, f"copy {plan.source_url}", deadline, self.dest.region)
         self.timer.observe(info.size, time.monotonic() - started)
         if info.multipart_etag:
             # OSS keeps a multipart source's `-N` ETag, which says nothing of the bytes: check by HEAD.
-            return verify_destination(self.storage, plan, info, deadline)
-        etag = (result.etag or "").upper()
+            return await verify_destination(self.oss, self.dest, plan, info, deadline)
         if etag != info.etag:
             # A copy of a single-part object keeps its ETag (the MD5 of its bytes): any other is a wrong copy.
             raise IntegrityError(f"corrupted on transfer: CopyObject of {plan.source_url} returned ETag "
                                  f"{etag or '(none)'}, the source's is {info.etag}")
         return etag
 
-    def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int, byte_range: tuple[int, int],
-             deadline: Deadline) -> PartInfo:
+    async def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int,
+                   byte_range: tuple[int, int], deadline: Deadline) -> Part:
         size = byte_range[1] - byte_range[0] + 1
-        deadline.check(self.timer.estimate(size), f"copy part {number} of {plan.source_url}")
-        started = time.monotonic()
-        result = self.storage.call(
-            lambda: drained(self.storage.dest.upload_part_copy(
-                plan.source_bucket, plan.source_key, byte_range, plan.dest_key, upload_id, number,
-                headers={"x-oss-copy-source-if-match": f'"{info.etag}"'})),
-            f"copy part {number} of {plan.source_url}", deadline)
-        self.timer.observe(size, time.monotonic() - started)
-        return PartInfo(number, result.etag, size=size)
+        headers = {"x-oss-copy-source": copy_source(plan.source_bucket, plan.source_key),
+                   "x-oss-copy-source-range": f"bytes={byte_range[0]}-{byte_range[1]}",
+                   "x-oss-copy-source-if-match": f'"{info.etag}"'}
 
-    def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[PartInfo]) -> None:
+        async def attempt() -> Part:
+            reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, headers=headers,
+                                        params={"partNumber": str(number), "uploadId": upload_id},
+                                        needs=self.timer.estimate(size))
+            return Part(number, xml_text(reply.body, "ETag").strip('"'), size)
+
+        started = time.monotonic()
+        part = await self.oss.call(attempt, f"copy part {number} of {plan.source_url}", deadline, self.dest.region)
+        self.timer.observe(size, time.monotonic() - started)
+        return part
+
+    def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[Part]) -> None:
         return None  # the destination HEAD after Complete is the check
 
 
-@dataclass
-class _Run:
-    """A multipart transfer under way."""
+class Streamed:
+    """Source region ≠ destination region (OSS refuses CopyObject across regions, oss.md §1.1):
+    a ranged GET piped into PutObject / UploadPart, never held whole, CRC-64 checked end to end.
+    A stream holds two connections, so at most half of them carry streams at once."""
 
-    plan: FilePlan
-    info: ObjectInfo
-    transfer: Transfer
-    upload_id: str = ""
-    futures: list[Future[PartInfo]] | None = None
+    name = "streamed"
+
+    def __init__(self, oss: OSSClient, dest: Bucket, source: Bucket, timer: CopyTimer, streams: int) -> None:
+        self.oss = oss
+        self.dest = dest
+        self.source = source
+        self.timer = timer
+        self.gate = asyncio.Semaphore(max(1, streams))
+
+    def threshold(self, settings: Settings) -> int:
+        """Above one part's size a file goes in parallel parts (one stream is one connection's speed)."""
+        return min(settings.multipart_threshold, settings.part_size)
+
+    async def pipe(self, plan: FilePlan, info: ObjectInfo, byte_range: tuple[int, int] | None, deadline: Deadline,
+                   what: str, params: dict[str, str] | None, headers: dict[str, str]) -> tuple[str, int]:
+        """GET (a range of) the source and send it as one upload; returns the upload's ETag and the
+        CRC-64 of the bytes sent, which must be the one the destination answers."""
+        size = info.size if byte_range is None else byte_range[1] - byte_range[0] + 1
+        get_headers = {"If-Match": f'"{info.etag}"'}
+        if byte_range is not None:
+            get_headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+
+        async def attempt() -> tuple[str, int]:
+            async with self.gate, self.oss.open("GET", self.source, plan.source_key, deadline, headers=get_headers,
+                                                needs=self.timer.estimate(size)) as response:
+                if byte_range is not None and response.status != 206 and size != info.size:
+                    raise oss_errors.InconsistentError("the source ignored the byte range", "")
+                crc = 0
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    nonlocal crc
+                    left = size
+                    async for data in response.content.iter_chunked(STREAM_CHUNK):
+                        if deadline.expired():
+                            # The upload is aborted and the job reported within the reserve, instead of
+                            # the instance being killed mid-transfer with nothing reported.
+                            raise BudgetExceededError(f"time budget exhausted mid-stream, {left} of {size} "
+                                                      "bytes still to send")
+                        crc = crc64(data, crc)
+                        left -= len(data)
+                        yield data
+                    if left:
+                        raise oss_errors.InconsistentError(f"source stream ended {left} bytes early", "")
+
+                try:
+                    reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, params=params,
+                                                headers={**headers, "Content-Length": str(size)}, body=chunks(),
+                                                paired=True)
+                except oss_errors.ServerError as exc:
+                    if is_exists(exc):
+                        raise ExistsError(plan.dest_key) from None
+                    raise
+            if reply.crc is not None and reply.crc != crc:
+                raise oss_errors.InconsistentError("destination CRC differs from the bytes sent", reply.request_id)
+            return reply.etag, crc
+
+        started = time.monotonic()
+        result = await self.oss.call(attempt, what, deadline, self.dest.region)
+        self.timer.observe(size, time.monotonic() - started)
+        return result
+
+    async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
+        headers = {"Content-Type": "application/octet-stream", **info.carried, **forbid(overwrite)}
+        etag, crc = await self.pipe(plan, info, None, deadline, f"stream {plan.source_url}", None, headers)
+        if info.crc64 is not None and crc != info.crc64:
+            raise IntegrityError(f"corrupted on transfer: the bytes read from {plan.source_url} do not match "
+                                 "its CRC-64")
+        if not info.multipart_etag and etag != info.etag:
+            raise IntegrityError(f"corrupted on transfer: {plan.source_url} MD5 differs at the destination")
+        return etag
+
+    async def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int,
+                   byte_range: tuple[int, int], deadline: Deadline) -> Part:
+        size = byte_range[1] - byte_range[0] + 1
+        etag, crc = await self.pipe(plan, info, byte_range, deadline, f"stream part {number} of {plan.source_url}",
+                                    {"partNumber": str(number), "uploadId": upload_id},
+                                    {"Content-Type": "application/octet-stream"})
+        return Part(number, etag, size, crc)
+
+    def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[Part]) -> None:
+        if info.crc64 is None or any(part.crc is None for part in parts):
+            return
+        combined = combine_all([(part.crc or 0, part.size) for part in sorted(parts, key=lambda p: p.number)])
+        if combined != info.crc64:
+            raise IntegrityError(f"corrupted on transfer: the bytes read from {plan.source_url} do not match "
+                                 "its CRC-64")
 
 
-class CopyEngine:
-    """Delivers a job's files; the transfer (server-side or streamed) is chosen per job by region."""
+async def verify_destination(oss: OSSClient, dest: Bucket, plan: FilePlan, info: ObjectInfo,
+                             deadline: Deadline) -> str:
+    """HEAD the destination: same size, and same CRC-64 where both sides have one. Returns its ETag."""
+    found = await oss.head(dest, plan.dest_key, deadline)
+    if found is None:
+        raise IntegrityError(f"copy of {plan.source_url} is not at its destination")
+    if found.size != info.size:
+        raise IntegrityError(f"corrupted on transfer: {plan.source_url} size {info.size}, destination {found.size}")
+    if info.crc64 is not None and found.crc64 is not None and found.crc64 != info.crc64:
+        raise IntegrityError(f"corrupted on transfer: {plan.source_url} CRC-64 differs at the destination")
+    return found.etag
 
-    def __init__(self, storage: Storage, settings: Settings, pool: ThreadPoolExecutor,
-                 timer: CopyTimer | None = None, express: bool = False) -> None:
-        self.storage = storage
+
+class Copier:
+    """Delivers a job's files (the strategy is chosen per job by region)."""
+
+    def __init__(self, oss: OSSClient, settings: Settings) -> None:
+        self.oss = oss
         self.settings = settings
-        self.pool = pool
-        self.timer = timer or CopyTimer()
-        self.server_side = ServerSide(storage, self.timer)
+        self.dest = oss.bucket(settings.dest_bucket, settings.dest_region)
+        self.timer = CopyTimer()
         self.stream_timer = CopyTimer()
-        # Same-region files below the threshold go through the express lane (not behind a proxy,
-        # where requests sends everything).
-        self._express = express and storage.session.transport is not None
-        self._lane: ExpressLane | None = None
-        self._lane_lock = threading.Lock()
 
-    @property
-    def lane(self) -> ExpressLane | None:
-        """The express lane, built on first use: importing asyncio (~10 ms) is not paid at cold start."""
-        if not self._express:
-            return None
-        with self._lane_lock:
-            if self._lane is None:
-                from .express import ExpressLane
+    def strategy_for(self, source: Bucket) -> Strategy:
+        if source.region == self.settings.dest_region:
+            return ServerSide(self.oss, self.dest, source, self.timer)
+        return Streamed(self.oss, self.dest, source, self.stream_timer, self.settings.copy_concurrency // 2)
 
-                self._lane = ExpressLane(self.storage, self.timer, self.settings.copy_concurrency,
-                                         self.settings.multipart_threshold)
-            return self._lane
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        if self._lane is not None:
-            self._lane.close()
-
-    def transfer_for(self, source_region: str) -> Transfer:
-        if source_region == self.settings.dest_region:
-            return self.server_side
-        from .streamer import Streamed  # only cross-region jobs need it
-
-        return Streamed(self.storage, self.settings, source_region, self.stream_timer)
-
-    def copy_files(self, plans: list[FilePlan], source_region: str, existing: dict[str, Listed],
-                   deadline: Deadline) -> list[CopiedFile]:
-        """Copy (or skip) every planned file; raises the worst failure after the others finished."""
-        if not plans:
-            return []
-        transfer = self.transfer_for(source_region)
-        source = self.storage.bucket(plans[0].source_bucket, source_region)
+    async def copy_files(self, plans: list[FilePlan], source: Bucket, existing: dict[str, Listed],
+                         manifest_key: str, deadline: Deadline) -> list[CopiedFile]:
+        """Copy (or skip) every planned file; raises the worst failure after the others finished
+        (a rejection at once). Files not yet at the destination go first."""
+        strategy = self.strategy_for(source)
         progress = Progress(len(plans))
-        finished: queue.SimpleQueue[tuple[Future[Any], FilePlan]] = queue.SimpleQueue()
-        futures: list[Future[Any]] = []
+        order = sorted(range(len(plans)), key=lambda i: plans[i].dest_key in existing)
+        results = await settle([self.deliver(plans[i], strategy, existing.get(plans[i].dest_key), manifest_key,
+                                             deadline, progress) for i in order],
+                               stop_on=(RejectedError, CredentialsError, CommittedMeanwhileError))
+        by_index = dict(zip(order, results, strict=True))
+        return [by_index[i] for i in range(len(plans))]
 
-        def track(future: Future[Any], plan: FilePlan) -> None:
-            futures.append(future)
-            future.add_done_callback(lambda f: finished.put((f, plan)))
-
-        def by_thread(plan: FilePlan, resume: HandBack | None = None) -> None:
-            track(logs.submit(self.pool, self._file, plan, source, transfer, existing, deadline, progress, resume),
-                  plan)
-
-        lane = self.lane if transfer is self.server_side else None
-        if lane is not None:
-            from .express import Item
-
-            items = [Item(plan, source, existing.get(plan.dest_key), deadline) for plan in plans]
-            for plan, future in zip(plans, lane.submit(items), strict=True):
-                track(future, plan)
-        else:
-            for plan in plans:
-                by_thread(plan)
-        done: dict[FilePlan, CopiedFile] = {}
-        runs: list[_Run] = []
-        errors: list[Exception] = []
-        left = len(plans)
-        while left:
-            future, plan = finished.get()
-            try:
-                outcome = future.result()
-            except Exception as exc:
-                left -= 1
-                errors.append(exc)
-                if isinstance(exc, (RejectedError, CredentialsError)):
-                    for pending in futures:
-                        pending.cancel()
-                continue
-            if isinstance(outcome, CopiedFile):
-                left -= 1
-                done[outcome.plan] = outcome
-            elif isinstance(outcome, _Run):
-                left -= 1
-                runs.append(self._start(outcome, deadline, progress))
-            else:  # from the express lane
-                from .express import Copied, HandBack
-
-                if isinstance(outcome, HandBack):
-                    by_thread(plan, outcome)  # still counted in `left`
-                    continue
-                left -= 1
-                progress.expect(outcome.info.size)
-                if isinstance(outcome, Copied):
-                    progress.add(outcome.info.size, files=1)
-                    info = outcome.info
-                    done[plan] = CopiedFile(plan, info.size, info.crc64, outcome.etag, info.content_type,
-                                            outcome.action, transfer.name)
-                else:  # NeedsParts
-                    runs.append(self._start(_Run(plan, outcome.info, transfer), deadline, progress))
-        for run in runs:
-            try:
-                copied = self._finish_with_retries(run, deadline, progress)
-                done[copied.plan] = copied
-                progress.add(0, files=1)
-            except Exception as exc:
-                errors.append(exc)
-        if errors:
-            raise _worst(errors)
-        return [done[plan] for plan in plans]
-
-    # -- one file ---------------------------------------------------------------------------
-    def _file(self, plan: FilePlan, source: oss2.Bucket, transfer: Transfer, existing: dict[str, Listed],
-              deadline: Deadline, progress: Progress, resume: HandBack | None = None) -> CopiedFile | _Run:
-        first_attempt = 0
-        if resume is not None:  # from the express lane
-            if resume.wait:
-                deadline.check(resume.wait + 0.1, "wait before copying again")
-                time.sleep(resume.wait)
-            first_attempt = resume.integrity_failures
+    async def deliver(self, plan: FilePlan, strategy: Strategy, listed: Listed | None, manifest_key: str,
+                      deadline: Deadline, progress: Progress) -> CopiedFile:
+        """One file, from its HEAD to a verified copy (or the intact one already there)."""
         deadline.check(0.1, "start a copy")
-        info = self.storage.head(source, plan.source_key, deadline)
+        info = await self.oss.head(strategy.source, plan.source_key, deadline)
         if info is None:
             raise RejectedError(f"result file missing from OSS: {plan.source_url}")
         if (info.object_type or "").lower() == "appendable":
             raise RejectedError(f"result file is an appendable object, which OSS cannot copy: {plan.source_url}")
         progress.expect(info.size)
-        listed = existing.get(plan.dest_key)
-        if listed is not None and self._identical(info, listed, plan, deadline):
-            progress.add(info.size, files=1)
-            return CopiedFile(plan, info.size, info.crc64, listed.etag, info.content_type, "skipped", transfer.name)
-        if info.size >= transfer.threshold(self.settings):
-            return _Run(plan, info, transfer)
-        for attempt in range(first_attempt, FILE_ATTEMPTS):
+        overwrite = False
+        if listed is not None:
+            if await self.intact(info, listed.size, listed.etag, plan, deadline):
+                progress.add(info.size, files=1)
+                return CopiedFile(plan, info.size, info.crc64, listed.etag, info.content_type, "skipped",
+                                  strategy.name)
+            overwrite = True
+        for attempt in range(FILE_ATTEMPTS):
             try:
-                etag = transfer.single(plan, info, deadline)
+                if overwrite:
+                    await self.ensure_uncommitted(manifest_key, plan, deadline)
+                if info.size >= strategy.threshold(self.settings):
+                    etag = await self.multipart(plan, info, strategy, overwrite, deadline)
+                else:
+                    etag = await strategy.whole(plan, info, overwrite, deadline)
                 break
+            except ExistsError:
+                # Written since our listing (another invocation of the job): keep it if it is intact.
+                found = await self.oss.head(self.dest, plan.dest_key, deadline)
+                if found is not None and await self.intact(info, found.size, found.etag, plan, deadline, found.crc64):
+                    progress.add(info.size, files=1)
+                    return CopiedFile(plan, info.size, info.crc64, found.etag, info.content_type, "skipped",
+                                      strategy.name)
+                overwrite = True
             except IntegrityError as exc:
-                self._integrity_failed(plan, exc, attempt)
+                logs.warning("copy.integrity", file=plan.source_url, error=str(exc), attempt=attempt + 1)
+                if attempt + 1 == FILE_ATTEMPTS:
+                    raise
+                self.oss.stats.add(INTEGRITY_RETRY)
+                overwrite = True  # what is there now is the wrong copy
         else:
-            raise AssertionError("unreachable")  # the last attempt's failure is raised
+            raise TransientError(f"copy of {plan.source_url}: its destination kept changing")
         progress.add(info.size, files=1)
-        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied", transfer.name)
+        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied", strategy.name)
 
-    def _integrity_failed(self, plan: FilePlan, exc: IntegrityError, attempt: int) -> None:
-        """Log a copy that did not verify; re-raise after the last attempt, else count the re-copy to come."""
-        logs.warning("copy.integrity", file=plan.source_url, error=str(exc), attempt=attempt + 1)
-        if attempt + 1 == FILE_ATTEMPTS:
-            raise exc
-        self.storage.stats.add(INTEGRITY_RETRY)
-
-    def _identical(self, info: ObjectInfo, listed: Listed, plan: FilePlan, deadline: Deadline) -> bool:
-        """Whether the destination already holds this source object (then it is not copied again)."""
-        if listed.size != info.size:
+    async def intact(self, info: ObjectInfo, size: int, etag: str, plan: FilePlan, deadline: Deadline,
+                     crc: int | None = None) -> bool:
+        """Whether the destination (``size``, ``etag``, maybe ``crc``) already holds this source object."""
+        if size != info.size:
             return False
-        if not info.multipart_etag and listed.etag == info.etag:
+        if not info.multipart_etag and etag == info.etag:
             return True  # a single-part ETag is the MD5 of the content
         if info.crc64 is None:
             return False
-        dest = self.storage.head(self.storage.dest, plan.dest_key, deadline)
-        return dest is not None and dest.size == info.size and dest.crc64 == info.crc64
+        if crc is None:
+            found = await self.oss.head(self.dest, plan.dest_key, deadline)
+            crc = None if found is None or found.size != info.size else found.crc64
+        return crc == info.crc64
 
-    # -- multipart --------------------------------------------------------------------------
-    def _start(self, run: _Run, deadline: Deadline, progress: Progress) -> _Run:
-        plan, info = run.plan, run.info
+    async def ensure_uncommitted(self, manifest_key: str, plan: FilePlan, deadline: Deadline) -> None:
+        """The fence's check before replacing an object: the job's manifest must not exist."""
+        if await self.oss.head(self.dest, manifest_key, deadline) is not None:
+            raise CommittedMeanwhileError(f"the job was committed by another invocation while {plan.dest_key} "
+                                          "was being copied; nothing was replaced")
+
+    async def multipart(self, plan: FilePlan, info: ObjectInfo, strategy: Strategy, overwrite: bool,
+                        deadline: Deadline) -> str:
+        """InitiateMultipartUpload → parts at once → Complete (aborted on any failure) → verify."""
         deadline.check(self.timer.estimate(min(info.size, self.settings.part_size)), f"copy {plan.source_url}")
-        result = self.storage.call(
-            lambda: self.storage.dest.init_multipart_upload(plan.dest_key, headers=dict(info.carried)),
-            f"initiate multipart upload of {plan.dest_key}", deadline)
-        run.upload_id = result.upload_id
-        ranges = part_ranges(info.size, self.settings.part_size, self.settings.copy_concurrency)
-        run.futures = [logs.submit(self.pool, self._part, run, number, byte_range, deadline, progress)
-                       for number, byte_range in enumerate(ranges, start=1)]
-        return run
+        init_headers = {"Content-Type": "application/octet-stream", **info.carried, **forbid(overwrite)}
 
-    def _part(self, run: _Run, number: int, byte_range: tuple[int, int], deadline: Deadline,
-              progress: Progress) -> PartInfo:
-        part = run.transfer.part(run.plan, run.info, run.upload_id, number, byte_range, deadline)
-        progress.add(byte_range[1] - byte_range[0] + 1)
-        return part
-
-    def _finish_with_retries(self, run: _Run, deadline: Deadline, progress: Progress) -> CopiedFile:
-        for attempt in range(FILE_ATTEMPTS):
+        async def initiate() -> str:
             try:
-                return self._finish(run, deadline)
-            except IntegrityError as exc:
-                self._integrity_failed(run.plan, exc, attempt)
-                run = self._start(_Run(run.plan, run.info, run.transfer), deadline, progress)
-        raise AssertionError("unreachable")
+                reply = await self.oss.send("POST", self.dest, plan.dest_key, deadline, params={"uploads": ""},
+                                            headers=init_headers)
+            except oss_errors.ServerError as exc:
+                if is_exists(exc):
+                    raise ExistsError(plan.dest_key) from None
+                raise
+            return xml_text(reply.body, "UploadId")
 
-    def _finish(self, run: _Run, deadline: Deadline) -> CopiedFile:
-        plan, info = run.plan, run.info
-        futures = run.futures or []
+        upload_id = await self.oss.call(initiate, f"initiate multipart upload of {plan.dest_key}", deadline,
+                                        self.dest.region)
         try:
-            parts = [future.result() for future in futures]
-            run.transfer.check_parts(plan, info, parts)
-            self.storage.call(lambda: self._complete(plan, run.upload_id, parts),
-                              f"complete multipart upload of {plan.dest_key}", deadline)
+            ranges = part_ranges(info.size, self.settings.part_size, self.settings.copy_concurrency)
+            parts = await settle([strategy.part(plan, info, upload_id, number, byte_range, deadline)
+                                  for number, byte_range in enumerate(ranges, start=1)],
+                                 stop_on=(CollectorError, oss_errors.OssError))
+            strategy.check_parts(plan, info, parts)
+            await self.complete(plan, upload_id, parts, overwrite, deadline)
         except BaseException:
-            for future in futures:
-                future.cancel()
-            wait(futures)  # parts already running finish before the upload is aborted
-            self._abort(plan, run.upload_id)
+            await self.abort(plan, upload_id, deadline)
             raise
-        etag = verify_destination(self.storage, plan, info, deadline)
-        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied", run.transfer.name)
+        return await verify_destination(self.oss, self.dest, plan, info, deadline)
 
-    def _complete(self, plan: FilePlan, upload_id: str, parts: list[PartInfo]) -> None:
-        try:
-            drained(self.storage.dest.complete_multipart_upload(plan.dest_key, upload_id, parts))
-        except oss_errors.NoSuchUpload:
-            # A retry after an answer that got lost: the upload is already complete (verified next).
-            return
+    async def complete(self, plan: FilePlan, upload_id: str, parts: list[Part], overwrite: bool,
+                       deadline: Deadline) -> None:
+        body = ("<CompleteMultipartUpload>" + "".join(
+            f"<Part><PartNumber>{p.number}</PartNumber><ETag>\"{p.etag}\"</ETag></Part>"
+            for p in sorted(parts, key=lambda p: p.number)) + "</CompleteMultipartUpload>").encode()
+        headers = {"Content-Type": "application/xml", **forbid(overwrite)}
 
-    def _abort(self, plan: FilePlan, upload_id: str) -> None:
+        async def attempt() -> None:
+            try:
+                await self.oss.send("POST", self.dest, plan.dest_key, deadline, params={"uploadId": upload_id},
+                                    headers=headers, body=body)
+            except oss_errors.NoSuchUpload:
+                return  # a retry after an answer that got lost: the upload is complete (verified next)
+            except oss_errors.ServerError as exc:
+                if is_exists(exc):
+                    raise ExistsError(plan.dest_key) from None
+                raise
+
+        await self.oss.call(attempt, f"complete multipart upload of {plan.dest_key}", deadline, self.dest.region)
+
+    async def abort(self, plan: FilePlan, upload_id: str, deadline: Deadline) -> None:
         """Best effort: an upload left open is also cleaned up by the sweep."""
         try:
-            self.storage.call(lambda: self._abort_once(plan, upload_id), f"abort upload of {plan.dest_key}", None)
-        except CollectorError as exc:
-            logs.warning("copy.abort_failed", key=plan.dest_key, error=str(exc))
-
-    def _abort_once(self, plan: FilePlan, upload_id: str) -> None:
-        try:
-            self.storage.dest.abort_multipart_upload(plan.dest_key, upload_id)
-        except oss_errors.NoSuchUpload:
-            return
+            await asyncio.shield(self.oss.abort_upload(self.dest, plan.dest_key, upload_id, deadline.grace()))
+        except (CollectorError, asyncio.CancelledError) as exc:
+            logs.warning("copy.abort_failed", key=plan.dest_key, error=str(exc) or type(exc).__name__)
 
 
-def abort_stale_uploads(storage: Storage, prefix: str, older_than: float, deadline: Deadline) -> int:
+async def abort_stale_uploads(oss: OSSClient, dest: Bucket, prefix: str, older_than: float,
+                              deadline: Deadline) -> int:
     """Abort multipart uploads under ``prefix`` started more than ``older_than`` seconds ago.
 
     An invocation aborts its own uploads when a copy fails; this catches the ones left by an
     instance that was killed mid-copy (the sweep runs it). Returns how many were aborted.
     """
-    bucket = storage.dest
     cutoff = time.time() - older_than
-    aborted = 0
-    key_marker = upload_marker = ""
-    while not deadline.expired():
-        page = storage.call(lambda k=key_marker, u=upload_marker: bucket.list_multipart_uploads(
-            prefix=prefix, key_marker=k, upload_id_marker=u), f"list uploads under {prefix}", deadline)
-        for upload in page.upload_list:
-            if upload.initiation_date and upload.initiation_date < cutoff:
-                storage.call(lambda u=upload: bucket.abort_multipart_upload(u.key, u.upload_id),
-                             f"abort stale upload of {upload.key}", deadline)
-                aborted += 1
-        if not page.is_truncated:
-            break
-        key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
-    return aborted
+    stale = [u for u in await oss.list_uploads(dest, prefix, deadline) if u.initiated and u.initiated < cutoff]
+    await settle([oss.abort_upload(dest, u.key, u.upload_id, deadline) for u in stale])
+    return len(stale)

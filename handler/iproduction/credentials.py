@@ -66,10 +66,3 @@ class CredentialsSource:
                 return
             self._current = credentials
         logs.redact(credentials.access_key_id, credentials.access_key_secret, credentials.security_token)
-
-    # oss2's CredentialsProvider protocol (``ProviderAuthV4`` calls this for every request).
-    def get_credentials(self) -> Any:
-        from oss2.credentials import Credentials as OssCredentials
-
-        creds = self.get()
-        return OssCredentials(creds.access_key_id, creds.access_key_secret, creds.security_token or "")

@@ -27,6 +27,16 @@ class IntegrityError(TransientError):
     """A copied object does not match its source (size or checksum)."""
 
 
+class CommittedMeanwhileError(CollectorError):
+    """Another invocation committed the job while this one was copying: it reports ``already-committed``
+    and replaces nothing."""
+
+
+class DestinationRefusedError(CollectorError):
+    """The destination bucket cannot hold the commit point (versioning): ``error``, so that the trigger
+    keeps the message until the bucket is fixed."""
+
+
 class CredentialsError(CollectorError):
     """The cloud refused our credentials or permissions: ``error``, raised so the trigger retries and
     finally dead-letters the message; never retried within the invocation."""

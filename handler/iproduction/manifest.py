@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
-
-from oss2 import exceptions as oss_errors
 
 from .budget import Deadline
 from .config import Settings
 from .copier import CopiedFile
 from .job import Action, Job
 from .layout import job_prefix, manifest_key
-from .storage import Storage, put_checked
+from .oss import Bucket, OSSClient
 
 SCHEMA = "iproduction-manifest/1"
 
@@ -65,28 +62,17 @@ class Commit:
     document: dict[str, Any] | None
 
 
-def commit(storage: Storage, settings: Settings, document: dict[str, Any], deadline: Deadline) -> Commit:
+async def commit(oss: OSSClient, dest: Bucket, settings: Settings, document: dict[str, Any],
+                 deadline: Deadline) -> Commit:
     """PUT the manifest unless one exists. A 409 means another invocation committed first; when
     the document found is ours (an answer lost on the way back, then retried) it counts as written."""
-    bucket = storage.dest
     key = manifest_key(settings.dest_prefix, document["jobId"])
-    body = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
-    headers = {"Content-Type": "application/json", "x-oss-forbid-overwrite": "true"}
     deadline.check(0.05, "commit the manifest")
-
-    def attempt() -> bool:
-        try:
-            put_checked(bucket, key, body, headers)
-            return True
-        except oss_errors.ServerError as exc:
-            if exc.status == 409 and exc.code == "FileAlreadyExists":
-                return False
-            raise
-
-    # No deadline on the retries: once started, the commit is worth the reserved time.
-    if storage.call(attempt, f"PUT {key}", None):
+    # Once started, the commit may use half the reserve: it is what the copies were for.
+    final = deadline.grace()
+    if await oss.put_json(dest, key, document, final, forbid_overwrite=True) is not None:
         return Commit(True, document)
-    existing = storage.get_json(bucket, key, None)
+    existing = await oss.get_json(dest, key, final)
     ours = isinstance(existing, dict) and all(
         existing.get(k) == document[k] for k in ("jobId", "mpsRequestId", "committedAt"))
     return Commit(ours, existing if isinstance(existing, dict) else None)

@@ -1,21 +1,16 @@
-"""MPS (``mts`` 2014-06-18) RPC client on httpx: signing, typed errors, retries, rate cap.
+"""MPS (``mts`` 2014-06-18) RPC client on ``httpx.AsyncClient``: signing, typed errors, retries, rate cap.
 
-httpx sends through :class:`~iproduction.transport.LeanHTTPXTransport` (the OSS requests' lean
-HTTP/1.1 pool) unless a proxy is configured.
-
-One client (one connection pool) per FC instance, created in ``initialize`` and shared by the
-threads of the instance, as is its :class:`~iproduction.ratelimit.RateLimiter`.
+One client (one small connection pool) per FC instance, on the instance's event loop, shared by
+every job, as is its :class:`~iproduction.ratelimit.RateLimiter`. The pool is kept small: httpcore
+scans its connections on every request (encode/httpx#3215), and at most ``MPS_MAX_QPS`` calls a
+second need only a few connections.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+import ssl
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -24,12 +19,10 @@ import httpx
 from . import retry, signing
 from .budget import Deadline
 from .credentials import CredentialsSource
-from .errors import BudgetExceededError, CredentialsError, RejectedError, TransientError
+from .errors import CredentialsError, RejectedError, TransientError
 from .ratelimit import RateLimiter
-from .transport import LeanHTTPXTransport, ca_settings, proxy_configured
 
 if TYPE_CHECKING:
-    from .ahead import QueryAhead
     from .models import QueryJobAnswer
 
 VERSION = "2014-06-18"
@@ -77,9 +70,15 @@ class MPSClientError(MPSError, TransientError):
     """Any other 4xx: not retried here; ``error`` so that the message is kept, not dropped."""
 
 
-def ca_bundle() -> str:
-    """What MPS's certificate is verified against: ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, else as requests."""
-    return os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR") or ca_settings()
+def tls_context() -> ssl.SSLContext:
+    """What MPS's certificate is verified against: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, else certifi."""
+    import certifi
+
+    cafile = os.environ.get("SSL_CERT_FILE")
+    capath = os.environ.get("SSL_CERT_DIR")
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def error_from_response(response: httpx.Response) -> MPSError:
@@ -132,141 +131,73 @@ class MPSClient:
     """Calls MPS RPC actions; ``query_iproduction_job`` is the one the function needs."""
 
     def __init__(self, endpoint: str, credentials: CredentialsSource, *, limiter: RateLimiter,
-                 signature: str = "v3", timeout: float = 10.0, pool_size: int = 32,
+                 signature: str = "v3", timeout: float = 10.0, connections: int = 8,
                  policy: retry.RetryPolicy | None = None, stats: retry.RetryStats | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
-        self._host = urlsplit(self.endpoint).netloc
-        self._credentials = credentials
+        self.host = urlsplit(self.endpoint).netloc
+        self.credentials = credentials
         self.limiter = limiter
-        self._signature = signature
-        self._policy = policy or retry.RetryPolicy()
+        self.signature = signature
+        self.policy = policy or retry.RetryPolicy()
         self.stats = stats or retry.RetryStats()
         self.timeout = timeout
-        self._pool_size = pool_size
-        self._transport = transport
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
-        #: Sends a batch's first calls from the express lane's loop (set by the runtime; None: never).
-        self.ahead: QueryAhead | None = None
+        # Made on the loop that runs the calls (an httpx.AsyncClient belongs to it).
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout), headers=HEADERS, transport=transport, trust_env=True,
+            verify=tls_context() if transport is None else True,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections))
 
-    @property
-    def _http(self) -> httpx.Client:
-        """The connection pool, made on first use (its TLS setup is a cold-start cost otherwise)."""
-        with self._client_lock:
-            if self._client is None:
-                transport = self._transport
-                if transport is None and not proxy_configured():  # with a proxy, httpx's own transport
-                    transport = LeanHTTPXTransport(self._pool_size, ca_bundle())
-                self._client = httpx.Client(
-                    timeout=httpx.Timeout(self.timeout),
-                    limits=httpx.Limits(max_connections=self._pool_size, max_keepalive_connections=self._pool_size),
-                    transport=transport,
-                    headers=HEADERS,
-                )
-            return self._client
+    async def close(self) -> None:
+        await self.http.aclose()
 
-    @property
-    def lean(self) -> bool:
-        """Whether calls go out on the lean pool (no proxy, no transport given)."""
-        return self._transport is None and not proxy_configured()
+    async def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None) -> dict[str, Any]:
+        """One RPC action with retries; returns the decoded JSON answer."""
+        async def attempt() -> dict[str, Any]:
+            return await self.attempt(action, params, deadline)
 
-    def close(self) -> None:
-        with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        return await retry.run(attempt, classify, deadline=deadline, policy=self.policy, stats=self.stats)
 
-    def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None,
-             skip_if: Callable[[], bool] | None = None, first: Future[Reply | None] | None = None
-             ) -> dict[str, Any] | None:
-        """One RPC action with retries; returns the decoded JSON answer. ``skip_if`` is asked once a
-        rate-cap slot is held, before each try: True gives the slot back unused and returns None.
-        ``first``: the first try, sent by :class:`~iproduction.ahead.QueryAhead` (None: skipped)."""
-        tries = iter([first] if first is not None else [])
-
-        def attempt() -> dict[str, Any] | None:
-            ahead = next(tries, None)
-            if ahead is None:
-                return self._attempt(action, params, deadline, skip_if)
-            timeout = None if deadline is None else max(0.0, deadline.remaining())
-            try:
-                reply = ahead.result(timeout)
-            except FutureTimeout:
-                raise BudgetExceededError("time budget exhausted waiting for the MPS call") from None
-            return None if reply is None else self._read(reply.response())
-
-        return retry.call(attempt, classify, deadline=deadline, policy=self._policy, stats=self.stats)
-
-    def query_iproduction_job(self, job_id: str, deadline: Deadline | None = None,
-                              skip_if: Callable[[], bool] | None = None) -> QueryJobAnswer | None:
-        """The job's answer; None if ``skip_if`` said so before the call went out (see :meth:`call`).
-        If the query-ahead holds the job's first call, that is the first try."""
+    async def query_iproduction_job(self, job_id: str, deadline: Deadline | None = None) -> QueryJobAnswer:
+        """The job's answer (``QueryIProductionJob``)."""
         from .models import QueryJobAnswer
 
-        first = self.ahead.claim(job_id, skip_if) if self.ahead is not None else None
-        body = self.call("QueryIProductionJob", {"JobId": job_id}, deadline, skip_if, first)
-        return None if body is None else QueryJobAnswer.model_validate(body)
+        body = await self.call("QueryIProductionJob", {"JobId": job_id}, deadline)
+        return QueryJobAnswer.model_validate(body)
 
     def signed(self, action: str, params: dict[str, str]) -> tuple[str, dict[str, str]]:
         """The query string (encoded exactly as it was signed, RFC 3986) and the headers of one try:
         a fresh nonce, timestamp and credentials every time."""
-        creds = self._credentials.get()
-        if self._signature == "v2":
+        creds = self.credentials.get()
+        if self.signature == "v2":
             return signing.canonical_query(signing.v2_query(action, VERSION, params, creds)), {}
         query = dict(params)
-        headers = signing.v3_headers(action, VERSION, self._host, query, creds)
+        headers = signing.v3_headers(action, VERSION, self.host, query, creds)
         return signing.canonical_query(query), headers
 
-    def _attempt(self, action: str, params: dict[str, str], deadline: Deadline | None,
-                 skip_if: Callable[[], bool] | None) -> dict[str, Any] | None:
-        # The pool first: built on first use, it would otherwise delay the first calls past their slots
-        # (the drills saw the calls of a cold instance's first sweep land 0.25 s late, bunched).
-        http = self._http
-        # The slot is held until the answer is in: MPS saw the call somewhere in between.
-        self.limiter.acquire(deadline)
-        sent = False
-        try:
-            if skip_if is not None and skip_if():
-                return None
+    async def attempt(self, action: str, params: dict[str, str], deadline: Deadline | None) -> dict[str, Any]:
+        """One try: a rate-cap slot held until the answer is in (MPS saw the call somewhere in between)."""
+        async with self.limiter.slot(deadline):
             query, headers = self.signed(action, params)
-            timeout = None
-            if deadline is not None:
-                timeout = max(0.1, min(self.timeout, deadline.remaining()))
-            sent = True
+            timeout = self.timeout if deadline is None else deadline.cap(self.timeout, f"call MPS {action}")
             try:
-                response = http.post(f"{self.endpoint}/?{query}", headers=headers,
-                                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+                response = await self.http.post(f"{self.endpoint}/?{query}", headers=headers, timeout=timeout)
             except httpx.TransportError as exc:
                 # The exception text of httpx may hold the URL, and a V2 URL holds the AccessKeyId and
                 # the STS token: keep only the class name.
                 raise MPSNetworkError(f"MPS unreachable: {type(exc).__name__}") from None
-        finally:
-            self.limiter.release(used=sent)
-        return self._read(response)
-
-    @staticmethod
-    def _read(response: httpx.Response) -> dict[str, Any]:
-        """The decoded JSON object of an answer, or the typed error it means."""
-        if response.status_code >= 400:
-            raise error_from_response(response)
-        try:
-            body = response.json()
-        except (ValueError, json.JSONDecodeError):
-            raise MPSServerError(f"MPS answered HTTP {response.status_code} with a body that is not JSON",
-                                 status=response.status_code) from None
-        if not isinstance(body, dict):
-            raise MPSServerError("MPS answered with JSON that is not an object", status=response.status_code)
-        return body
+        return read_answer(response)
 
 
-@dataclass(frozen=True)
-class Reply:
-    """An answer that came back outside httpx (the query-ahead's): read as httpx's would be."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def response(self) -> httpx.Response:
-        return httpx.Response(self.status, headers=self.headers, content=self.body)
+def read_answer(response: httpx.Response) -> dict[str, Any]:
+    """The decoded JSON object of an answer, or the typed error it means."""
+    if response.status_code >= 400:
+        raise error_from_response(response)
+    try:
+        body = response.json()
+    except (ValueError, json.JSONDecodeError):
+        raise MPSServerError(f"MPS answered HTTP {response.status_code} with a body that is not JSON",
+                             status=response.status_code) from None
+    if not isinstance(body, dict):
+        raise MPSServerError("MPS answered with JSON that is not an object", status=response.status_code)
+    return body

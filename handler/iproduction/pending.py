@@ -17,7 +17,7 @@ from .budget import Deadline
 from .config import Settings
 from .events import JOB_ID_RE
 from .layout import expired_key, pending_key
-from .storage import Storage
+from .oss import Bucket, OSSClient
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -68,38 +68,32 @@ def new_record(job_id: str, now: float) -> PendingRecord:
 
 
 class PendingRegistry:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
-        self.storage = storage
+    def __init__(self, oss: OSSClient, dest: Bucket, settings: Settings) -> None:
+        self.oss = oss
+        self.dest = dest
         self.settings = settings
 
-    def get(self, job_id: str, deadline: Deadline | None, now: float) -> PendingRecord | None:
-        doc = self.storage.get_json(self.storage.dest, pending_key(self.settings.dest_prefix, job_id), deadline)
-        return self.record(job_id, doc, now)
-
-    @staticmethod
-    def record(job_id: str, doc: Any, now: float) -> PendingRecord | None:
-        """The record a read document holds (None: there is none, or it is not JSON)."""
+    async def get(self, job_id: str, deadline: Deadline | None, now: float) -> PendingRecord | None:
+        doc = await self.oss.get_json(self.dest, pending_key(self.settings.dest_prefix, job_id), deadline)
         return None if doc is None else PendingRecord.from_doc(job_id, doc, now)
 
-    def save(self, record: PendingRecord, deadline: Deadline | None) -> None:
-        self.storage.put_json(self.storage.dest, pending_key(self.settings.dest_prefix, record.job_id),
-                              record.to_doc(), deadline)
+    async def save(self, record: PendingRecord, deadline: Deadline | None) -> None:
+        await self.oss.put_json(self.dest, pending_key(self.settings.dest_prefix, record.job_id), record.to_doc(),
+                                deadline)
 
-    def delete(self, job_id: str, deadline: Deadline | None) -> None:
-        self.storage.delete(self.storage.dest, pending_key(self.settings.dest_prefix, job_id), deadline)
+    async def delete(self, job_id: str, deadline: Deadline | None) -> None:
+        await self.oss.delete(self.dest, pending_key(self.settings.dest_prefix, job_id), deadline)
 
-    def expire(self, record: PendingRecord, now: float, deadline: Deadline | None) -> None:
+    async def expire(self, record: PendingRecord, now: float, deadline: Deadline | None) -> None:
         """Move the record to ``_expired/`` (written first, so a crash in between loses nothing)."""
-        doc = {**record.to_doc(), "expiredAt": iso(now),
-               "maxAgeSeconds": self.settings.pending_max_age}
-        self.storage.put_json(self.storage.dest, expired_key(self.settings.dest_prefix, record.job_id), doc,
-                              deadline)
-        self.delete(record.job_id, deadline)
+        doc = {**record.to_doc(), "expiredAt": iso(now), "maxAgeSeconds": self.settings.pending_max_age}
+        await self.oss.put_json(self.dest, expired_key(self.settings.dest_prefix, record.job_id), doc, deadline)
+        await self.delete(record.job_id, deadline)
 
-    def job_ids(self, deadline: Deadline | None) -> list[str]:
+    async def job_ids(self, deadline: Deadline | None) -> list[str]:
         """Every job in the registry, least recently checked first."""
         prefix = pending_key(self.settings.dest_prefix, "")
-        listed = self.storage.list_prefix(self.storage.dest, prefix, deadline)
+        listed = await self.oss.list_prefix(self.dest, prefix, deadline)
         ids = []
         for item in sorted(listed.values(), key=lambda item: (item.last_modified, item.key)):
             job_id = item.key[len(prefix):]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -54,15 +54,17 @@ class RetryStats:
             return dict(self.counts)
 
 
-def call(fn: Callable[[], T], classify: Callable[[Exception], Verdict], *, deadline: Deadline | None,
-         policy: RetryPolicy, stats: RetryStats | None = None,
-         sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run ``fn``; retry what ``classify`` calls transient. Raises the last error when the
-    attempts are spent or the next wait would pass the deadline."""
+async def run(attempt: Callable[[], Awaitable[T]], classify: Callable[[BaseException], Verdict], *,
+              deadline: Deadline | None, policy: RetryPolicy, stats: RetryStats | None = None,
+              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> T:
+    """``await attempt()``; retry what ``classify`` calls transient, after a full-jitter backoff or
+    the wait the server asked for (``x-acs-retry-after``), whichever is longer. Raises the last error
+    when the attempts are spent or the next wait would pass the deadline. The one retry path: every
+    OSS and MPS call of the function goes through it."""
     retry = 0
     while True:
         try:
-            return fn()
+            return await attempt()
         except Exception as exc:
             verdict = classify(exc)
             if not verdict.retry or retry + 1 >= policy.attempts:
@@ -75,4 +77,4 @@ def call(fn: Callable[[], T], classify: Callable[[Exception], Verdict], *, deadl
             if stats is not None:
                 stats.add(verdict.kind)
             retry += 1
-            sleep(wait)
+            await sleep(wait)

@@ -55,6 +55,9 @@ class FunctionConfig:
     code_root: str = str(DEFAULT_CODE_ROOT)
     handler: str = "index.handler"
     initializer: str | None = "index.initialize"
+    #: The preStop lifecycle hook (``instanceLifecycleConfig.preStop``): run when the instance ends, if the
+    #: code root defines it.
+    pre_stop: str | None = "index.pre_stop"
     env: dict[str, str | None] = field(default_factory=dict)
     timeout: float = 300
     initialization_timeout: float | None = None
@@ -238,10 +241,29 @@ class FunctionInstance:
         return self._backend.pid if self._backend is not None else os.getpid()
 
     def close(self) -> None:
-        """End the instance (kills the process in isolated mode)."""
+        """End the instance: its preStop hook runs, as on FC (isolated mode: the process ends)."""
         if self._backend is not None:
             self._backend.close()
+        elif self._handler is not None:
+            with _PROCESS_LOCK:
+                self._stop_here()
         self._handler = self._code = None
+
+    def _stop_here(self) -> None:
+        """Run the code root's preStop hook, if it has one (a failure is logged, as FC logs it)."""
+        config, code = self.config, self._code
+        if not config.pre_stop or code is None:
+            return
+        module_name, _, name = config.pre_stop.rpartition(".")
+        with capture(config.echo_logs, self.log_sink), patched_environ(fc_environment(config, self.instance_id)), \
+                code.active():
+            hook = getattr(code.modules.get(module_name), name, None)
+            if hook is None:
+                return
+            try:
+                hook(self._context(new_request_id()))
+            except Exception as exc:  # FC logs a failed preStop hook and ends the instance anyway
+                self._logger.error("preStop hook failed: %s: %s", type(exc).__name__, exc)
 
     def __enter__(self) -> FunctionInstance:
         return self

@@ -152,8 +152,10 @@ def worker(fd: int) -> None:
         try:
             message = conn.recv()
         except (EOFError, OSError):
+            instance.close()
             return
         if message[0] != "invoke":
+            instance.close()
             return
         result = instance.invoke(message[1], message[2])
         try:

@@ -35,7 +35,7 @@ DRAIN_LIMIT = 64 << 20
 # Subresources (other than the ones emulated) that make a request an unsupported operation.
 _UNSUPPORTED = {name for name in V1_SUBRESOURCES if not name.startswith("response-")} - {
     "uploadId", "partNumber", "uploads", "objectMeta", "location", "versionId", "security-token",
-    "continuation-token"}
+    "continuation-token", "versioning"}
 
 
 def pick_op(method: str, bucket: str, key: str, params: dict[str, str], copy: bool) -> str:
@@ -51,6 +51,8 @@ def pick_op(method: str, bucket: str, key: str, params: dict[str, str], copy: bo
                 return "ListMultipartUploads"
             if "location" in params:
                 return "GetBucketLocation"
+            if "versioning" in params:
+                return "GetBucketVersioning"
             return "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects"
         return "PutBucket" if method == "PUT" and not params else "Unsupported"
     if method == "PUT":

@@ -193,6 +193,10 @@ class ObjectOps(HandlerCore):
         bucket = self.read_bucket()
         self.answer(200, body=xmlio.render_text("LocationConstraint", f"oss-{bucket.region}"))
 
+    def op_GetBucketVersioning(self) -> None:
+        self.read_bucket()  # buckets here never have versioning
+        self.answer(200, body=b'<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration/>')
+
     def op_ListBuckets(self) -> None:
         with self.oss.store.lock:
             buckets = sorted(self.oss.store.buckets.values(), key=lambda bucket: bucket.name)

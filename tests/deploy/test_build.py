@@ -97,11 +97,13 @@ def test_the_operator_command_line_is_not_shipped(package: Path) -> None:
 def test_the_fc_loader_finds_the_handler_in_the_package(package: Path) -> None:
     """Like the runtime: only the code root on sys.path (no site-packages), import index."""
     probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import index, oss2, httpx, pydantic, crcmod._crcfunext;"
+        "import sys; sys.path.insert(0, sys.argv[1]); import index, oss2, httpx, pydantic, crcmod._crcfunext, aiohttp;"
         "import annotated_types, anyio, certifi, Crypto.Cipher.AES, aliyunsdkcore.client, cryptography.hazmat.backends;"
-        "assert callable(index.handler) and callable(index.initialize);"
-        "from iproduction.express import new_loop; import uvloop; assert isinstance(new_loop(), uvloop.Loop);"
-        "assert all(m.__file__.startswith(sys.argv[1]) for m in (oss2, httpx, pydantic, uvloop, certifi, anyio));"
+        "assert callable(index.handler) and callable(index.initialize) and callable(index.pre_stop);"
+        "import aiohttp.http_parser as p; assert p.HttpResponseParser is p.HttpResponseParserC;"
+        "from iproduction.app import new_loop; import uvloop; assert isinstance(new_loop(), uvloop.Loop);"
+        "assert all(m.__file__.startswith(sys.argv[1])"
+        " for m in (oss2, httpx, pydantic, uvloop, certifi, anyio, aiohttp));"
         "assert open(certifi.where()).read(64);"
         "print('ok')"
     )

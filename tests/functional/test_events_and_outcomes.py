@@ -89,27 +89,18 @@ def test_already_committed_copies_and_writes_nothing_again(cloud: Cloud) -> None
     assert cloud.oss_admin.read(DEST, f"iproduction/{JOB}/manifest.json") == manifest
 
 
-def test_the_query_goes_alongside_the_lookup(cloud: Cloud) -> None:
-    """LOOKUP ‖ QUERY: one round trip for both, not one after the other."""
+def test_the_lookup_comes_first_and_a_committed_job_is_never_queried(cloud: Cloud) -> None:
+    """LOOKUP, then QUERY: a redelivered, committed job spends none of the account's MPS calls."""
     cloud.seed_job_with_files(JOB, FILES)
-    cloud.oss.knobs.configure({"latency": 0.3})
-    cloud.mps.knobs.configure({"latency": 0.3})
+    cloud.oss.knobs.configure({"latency": 0.2})
+    cloud.mps.knobs.configure({"latency": 0.2})
     assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
     listed = next(e for e in cloud.oss_log("ListObjectsV2"))
     query = next(e for e in cloud.mps.log.entries() if e.get("op") == "QueryIProductionJob")
-    # the query arrived before the listing was answered (each takes ≥ 0.3 s)
-    assert query["time"] - query["duration"] < listed["time"]
-
-
-def test_under_the_rate_cap_an_already_committed_job_spends_no_query(cloud: Cloud) -> None:
-    """A query that must wait for the cap anyway waits for the lookup too, and is not sent when the
-    manifest is there: redeliveries cost no MPS call when calls are scarce."""
-    cloud.seed_job_with_files(JOB, FILES)
-    function = cloud.function(MPS_MAX_QPS="1")
-    assert outcomes(function.invoke(topic_json(JOB))) == {JOB: "committed"}
+    assert query["time"] - query["duration"] >= listed["time"]  # sent once the listing was answered
     queries = cloud.mps_calls()
-    second = function.invoke(queue_batch(JOB))  # within a second: the cap's one slot is still held
-    assert second.result["jobs"][0]["outcome"] == "already-committed"
+    for event in (queue_batch(JOB), topic_json(JOB), timer(JOB)):
+        assert outcomes(cloud.invoke(event)) == {JOB: "already-committed"}
     assert cloud.mps_calls() == queries
 
 
@@ -201,7 +192,10 @@ def test_throttling_and_5xx_are_retried_to_committed(cloud: Cloud) -> None:
     assert outcomes(result) == {JOB: "committed"}
     assert cloud.mps_calls() == 4
     done = next(line for line in result.json_logs() if line.get("event") == "invocation.done")
-    assert done["retries"] == {"mps-throttling": 2, "mps-5xx": 1, "oss-5xx": 2, "oss-network": 1}
+    # A reset on a kept-alive connection may be retried by aiohttp itself (it resends an idempotent
+    # request once on a fresh connection when a reused one closes before answering), not counted here.
+    network = done["retries"].pop("oss-network", 0)
+    assert done["retries"] == {"mps-throttling": 2, "mps-5xx": 1, "oss-5xx": 2} and network <= 1
 
 
 def test_wrong_credentials_are_an_error_not_retried_and_never_echoed(cloud: Cloud) -> None:

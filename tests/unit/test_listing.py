@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from oss2 import xml_utils
 
-from iproduction.lookups import parse_listing
+from iproduction.oss import parse_listing
 
 PAGE = b"""<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult>

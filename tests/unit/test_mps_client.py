@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import traceback
 from typing import Any
@@ -11,9 +12,7 @@ import httpx
 import pytest
 
 from iproduction import retry
-from iproduction.budget import Deadline
 from iproduction.credentials import Credentials, CredentialsSource
-from iproduction.errors import BudgetExceededError
 from iproduction.mps import (
     MPSAuthError,
     MPSClient,
@@ -29,41 +28,6 @@ from iproduction.mps import (
 from iproduction.ratelimit import RateLimiter
 from localcloud.mps.auth import Credentials as AuthCredentials
 from localcloud.mps.auth import NonceCache, Received, verify
-
-
-class RecordingLimiter(RateLimiter):
-    """Notes, at every slot handed out, whether the client's connection pool already existed."""
-
-    def __init__(self) -> None:
-        super().__init__(1000)
-        self.client: MPSClient | None = None
-        self.pool_ready: list[bool] = []
-
-    def acquire(self, deadline: Deadline | None = None) -> float:
-        assert self.client is not None
-        self.pool_ready.append(self.client._client is not None)
-        return super().acquire(deadline)
-
-
-def test_the_pool_is_built_before_the_first_slot_is_taken() -> None:
-    """A pool built after the slot delays the call past it: the first calls of a cold instance then
-    reach MPS bunched together (the pending-registry drill saw 53 in one second under a cap of 50)."""
-    sent: list[str] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        sent.append(request.headers["x-acs-action"])
-        return httpx.Response(200, json={"RequestId": "r", "State": "Analysing"})
-
-    limiter = RecordingLimiter()
-    client = MPSClient("http://mps.example", CredentialsSource(Credentials("ak", "sk", "token")),
-                       limiter=limiter, transport=httpx.MockTransport(answer))
-    limiter.client = client
-    for _ in range(2):
-        assert client.call("QueryIProductionJob", {"JobId": "j"})["State"] == "Analysing"
-    assert limiter.pool_ready == [True, True]
-    assert sent == ["QueryIProductionJob"] * 2
-    client.close()
-
 
 # -- error mapping ------------------------------------------------------------------------------
 ERROR_CASES = [
@@ -155,15 +119,19 @@ def test_throttling_waits_the_retry_after(monkeypatch: pytest.MonkeyPatch) -> No
     """``x-acs-retry-after: 300`` (ms, as the official SDK reads it) is the wait before the next try
     (longer than the backoff's jitter)."""
     waits: list[float] = []
-    monkeypatch.setattr(retry, "call", functools.partial(retry.call, sleep=waits.append))
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(retry, "run", functools.partial(retry.run, sleep=sleep))
     transport, sent = scripted(
         httpx.Response(400, json={"Code": "Throttling", "RequestId": "r0"}, headers={"x-acs-retry-after": "300"}),
         httpx.Response(200, json=OK))
     client = mps_client(transport)
-    assert client.query_iproduction_job("j").State == "Analysing"
+    assert asyncio.run(client.query_iproduction_job("j")).State == "Analysing"
     assert waits == [0.3] and len(sent) == 2
     assert client.stats.snapshot() == {"mps-throttling": 1}
-    client.close()
+    asyncio.run(client.close())
 
 
 def test_every_attempt_is_signed_afresh() -> None:
@@ -172,7 +140,7 @@ def test_every_attempt_is_signed_afresh() -> None:
     transport, sent = scripted(httpx.Response(503, json={"Code": "ServiceUnavailable"}),
                                httpx.Response(503, json={"Code": "ServiceUnavailable"}), httpx.Response(200, json=OK))
     client = mps_client(transport)
-    assert client.call("QueryIProductionJob", {"JobId": "j"}) == OK
+    assert asyncio.run(client.call("QueryIProductionJob", {"JobId": "j"})) == OK
     assert len(sent) == 3
     assert len({request.headers["x-acs-signature-nonce"] for request in sent}) == 3
     assert len({request.headers["authorization"] for request in sent}) == 3
@@ -180,7 +148,7 @@ def test_every_attempt_is_signed_afresh() -> None:
     for request in sent:
         assert verify(received(request), creds, nonces).action == "QueryIProductionJob"
         assert request.headers["x-acs-security-token"] == TOKEN
-    client.close()
+    asyncio.run(client.close())
 
 
 @pytest.mark.parametrize("status", [400, 403])
@@ -188,9 +156,9 @@ def test_signature_does_not_match_is_not_retried(status: int) -> None:
     transport, sent = scripted(httpx.Response(status, json={"Code": "SignatureDoesNotMatch", "Message": "no"}))
     client = mps_client(transport)
     with pytest.raises(MPSAuthError, match="SignatureDoesNotMatch"):
-        client.call("QueryIProductionJob", {"JobId": "j"})
+        asyncio.run(client.call("QueryIProductionJob", {"JobId": "j"}))
     assert len(sent) == 1 and client.stats.snapshot() == {}
-    client.close()
+    asyncio.run(client.close())
 
 
 def test_transport_errors_are_retried_and_their_text_holds_no_credentials() -> None:
@@ -206,7 +174,7 @@ def test_transport_errors_are_retried_and_their_text_holds_no_credentials() -> N
 
     client = mps_client(httpx.MockTransport(handle), signature="v2")
     with pytest.raises(MPSNetworkError) as failed:
-        client.call("QueryIProductionJob", {"JobId": "j"})
+        asyncio.run(client.call("QueryIProductionJob", {"JobId": "j"}))
     assert len(sent) == 4  # every attempt of the policy
     assert client.stats.snapshot() == {"mps-network": 3}
     query = sent[0].url.query.decode()
@@ -219,28 +187,7 @@ def test_transport_errors_are_retried_and_their_text_holds_no_credentials() -> N
     # one failure then an answer: the call succeeds
     transport, sent = scripted(httpx.ConnectError("refused"), httpx.Response(200, json=OK))
     retried = mps_client(transport, signature="v2")
-    assert retried.call("QueryIProductionJob", {"JobId": "j"}) == OK and len(sent) == 2
+    assert asyncio.run(retried.call("QueryIProductionJob", {"JobId": "j"})) == OK and len(sent) == 2
     assert sent[0].url.params["SignatureNonce"] != sent[1].url.params["SignatureNonce"]
-    client.close()
-    retried.close()
-
-
-def test_skip_if_is_asked_with_the_slot_held_and_a_skipped_call_gives_its_slot_back() -> None:
-    """The lookup's answer can make the query needless: then nothing is sent and the cap's one slot
-    is free at once (a sent call would hold it for a window after its answer)."""
-    transport, sent = scripted(httpx.Response(200, json=OK))
-    limiter = RateLimiter(1, window=60.0)
-    client = MPSClient("http://mps.example", CredentialsSource(CREDS), limiter=limiter, transport=transport)
-    asked: list[int] = []
-
-    def skip() -> bool:
-        asked.append(limiter._in_flight)  # the slot is held while the question is asked
-        return True
-
-    assert client.query_iproduction_job("j", skip_if=skip) is None
-    assert asked == [1] and sent == [] and limiter._in_flight == 0
-    answer = client.query_iproduction_job("j", Deadline(0.5), skip_if=lambda: False)  # the slot is free
-    assert answer is not None and answer.State == "Analysing" and len(sent) == 1
-    with pytest.raises(BudgetExceededError):  # that one was sent: its slot is held for the window
-        client.query_iproduction_job("j", Deadline(0.2), skip_if=lambda: True)
-    client.close()
+    asyncio.run(client.close())
+    asyncio.run(retried.close())
