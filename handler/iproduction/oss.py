@@ -234,8 +234,9 @@ def tls_context() -> ssl.SSLContext:
 
 def new_session(connections: int) -> aiohttp.ClientSession:
     """The instance's session (on the running loop): at most ``connections`` open connections (two with
-    one slot: a stream is a GET and an upload), kept alive; bodies left as OSS sends them (an object stored gzip-encoded is not inflated); no header
-    added after signing (a Content-Type aiohttp would add unasked is not in the signature)."""
+    one slot: a stream is a GET and an upload), kept alive; bodies left as OSS sends them (an object
+    stored gzip-encoded is not inflated); no header added after signing (a Content-Type that aiohttp
+    would add unasked is not in the signature)."""
     connector = aiohttp.TCPConnector(limit=max(2, connections), limit_per_host=0, ssl=tls_context(),
                                      ttl_dns_cache=60, enable_cleanup_closed=True)
     return aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=True,

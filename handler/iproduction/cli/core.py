@@ -17,19 +17,20 @@ semaphore-bounded ``gather`` on the runtime's loop), with ``progress`` called on
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 from .. import logs
-from ..app import Runtime, build_runtime, run
+from ..app import Runtime, build_runtime, invoke
 from ..budget import Deadline
 from ..config import Settings, load_settings
+from ..copier import settle
 from ..credentials import Credentials
 from ..errors import CollectorError, ConfigError, CredentialsError
 from ..events import JOB_ID_RE
@@ -160,7 +161,7 @@ class Core:
         full.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": ak, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": sk})
         if token:
             full["ALIBABA_CLOUD_SECURITY_TOKEN"] = token
-        logs.set_level(log_level)
+        logs.configure(log_level)
         self._stdout: TextIO | None = sys.stdout
         sys.stdout = sys.stderr  # the core's log lines; the commands write to the stdout they were given
         try:
@@ -169,12 +170,11 @@ class Core:
             self.close()
             raise CoreError(str(exc), configuration=True) from None
         self.target = _target(self.runtime.settings)
-        self._pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="cli")
+        self._concurrency = max(1, concurrency)
         self._request = f"cli-{uuid.uuid4()}"
 
     def close(self) -> None:
         if getattr(self, "runtime", None) is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
             self.runtime.close()
         if self._stdout is not None:
             sys.stdout = self._stdout
@@ -192,40 +192,44 @@ class Core:
         ak, sk, token = self._credentials()
         self.runtime.credentials.update(Credentials(ak, sk, token))
 
-    def _map(self, fn: Callable[[K], T], items: Iterable[K], progress: Progress | None) -> dict[K, T]:
-        """``fn`` over ``items`` on the command's pool (bounded), results by item."""
+    def _map(self, fn: Callable[[K], Awaitable[T]], items: Iterable[K], progress: Progress | None) -> dict[K, T]:
+        """``fn`` over ``items`` on the runtime's event loop, at most the command's concurrency at once;
+        results by item."""
         self._refresh()
+        keys = list(items)
 
-        def one(item: K) -> T:
-            try:
-                return fn(item)
-            finally:
-                if progress is not None:
-                    progress(1)
+        async def all_of() -> list[T]:
+            gate = asyncio.Semaphore(self._concurrency)
 
-        futures = {item: logs.submit(self._pool, one, item) for item in items}
+            async def one(item: K) -> T:
+                async with gate:
+                    try:
+                        return await fn(item)
+                    finally:
+                        if progress is not None:
+                            progress(1)
+
+            return await settle([one(item) for item in keys], stop_on=(CollectorError,))
+
         try:
-            return {item: future.result() for item, future in futures.items()}
+            return dict(zip(keys, self.runtime.io.run(all_of()), strict=True))
         except CollectorError as exc:
-            for future in futures.values():
-                future.cancel()
             raise _failure(exc) from None
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         self._refresh()
         try:
-            return fn()
+            return self.runtime.io.run(fn())
         except CollectorError as exc:
             raise _failure(exc) from None
 
     def _list(self, prefix: str) -> dict[str, Stored]:
-        storage = self.runtime.storage
-        listed = self._call(lambda: storage.list_prefix(storage.dest, prefix, None))
+        rt = self.runtime
+        listed = self._call(lambda: rt.oss.list_prefix(rt.dest, prefix, None))
         return {key: Stored(key, item.size, item.etag, item.last_modified) for key, item in listed.items()}
 
-    def _get(self, key: str) -> Any | None:
-        storage = self.runtime.storage
-        return storage.get_json(storage.dest, key, None)
+    async def _get(self, key: str) -> Any | None:
+        return await self.runtime.oss.get_json(self.runtime.dest, key, None)
 
     # -- keys -----------------------------------------------------------------------------------
     def manifest_key(self, job_id: str) -> str:
@@ -258,20 +262,20 @@ class Core:
 
     def list_jobs(self, job_ids: Iterable[str], progress: Progress | None = None) -> dict[str, dict[str, Stored]]:
         """The objects under each job's prefix (the listings concurrently)."""
-        storage = self.runtime.storage
+        rt = self.runtime
 
-        def listing(job: str) -> dict[str, Stored]:
-            found = storage.list_prefix(storage.dest, self.job_prefix(job), None)
+        async def listing(job: str) -> dict[str, Stored]:
+            found = await rt.oss.list_prefix(rt.dest, self.job_prefix(job), None)
             return {key: Stored(key, item.size, item.etag, item.last_modified) for key, item in found.items()}
 
         return self._map(listing, job_ids, progress)
 
     def head_many(self, keys: Iterable[str], progress: Progress | None = None) -> dict[str, Stored | None]:
         """HEAD each key (concurrently, bounded by the command's concurrency); None where missing."""
-        storage = self.runtime.storage
+        rt = self.runtime
 
-        def head(key: str) -> Stored | None:
-            info = storage.head(storage.dest, key, None)
+        async def head(key: str) -> Stored | None:
+            info = await rt.oss.head(rt.dest, key, None)
             return None if info is None else Stored(key, info.size, info.etag, 0, info.crc64)
 
         return self._map(head, keys, progress)
@@ -284,8 +288,8 @@ class Core:
         """Each job's pending record, read as the function reads it (None where there is none)."""
         now = time.time()
 
-        def get(job: str) -> Pending | None:
-            record: PendingRecord | None = self.runtime.registry.get(job, None, now)
+        async def get(job: str) -> Pending | None:
+            record: PendingRecord | None = await self.runtime.registry.get(job, None, now)
             if record is None:
                 return None
             return Pending(record.job_id, record.first_seen, record.last_checked, record.attempts, record.last_state)
@@ -314,10 +318,6 @@ class Core:
         self._refresh()
         event = json.dumps({"triggerTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "triggerName": "iproduction-cli", "payload": json.dumps({"jobIds": job_ids})})
-        token = logs.request_id.set(self._request)
-        try:
-            reports = run(self.runtime, event, Deadline(seconds))
-        finally:
-            logs.request_id.reset(token)
+        reports = self.runtime.io.run(invoke(self.runtime, event, Deadline(seconds), self._request))
         return [Outcome(r.job_id, r.outcome.value, r.reason, r.state, r.files, r.bytes, r.copied, r.skipped,
                         r.manifest, r.duration) for r in reports]
