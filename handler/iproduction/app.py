@@ -76,7 +76,8 @@ class Runtime:
 def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:
     settings = load_settings(env)
     credentials = CredentialsSource(resolve_credentials(env, context))
-    mps = MPSClient(settings.mps_endpoint, credentials, limiter=RateLimiter(settings.mps_max_qps),
+    limiter = RateLimiter(settings.mps_max_qps, adaptive=settings.mps_adaptive)
+    mps = MPSClient(settings.mps_endpoint, credentials, limiter=limiter,
                     signature=settings.mps_signature, timeout=settings.mps_timeout,
                     pool_size=settings.job_concurrency)
     storage = Storage(settings, credentials)
@@ -129,7 +130,8 @@ def handler(event: bytes, context: Any) -> dict[str, Any]:
             counts[report.outcome.value] = counts.get(report.outcome.value, 0) + 1
         logs.info("invocation.done", outcomes=counts, jobs=len(reports),
                   durationMs=round((time.monotonic() - started) * 1000),
-                  retries=_retries(rt, since=retries_before))
+                  retries=_retries(rt, since=retries_before),
+                  mpsRate={"limit": rt.mps.limiter.limit(), "cuts": rt.mps.limiter.rate.cuts})
         failed = [r for r in reports if r.outcome is Outcome.ERROR]
         if failed:
             detail = "; ".join(f"{r.job_id or r.message_id}: {r.reason}" for r in failed[:5])

@@ -4,7 +4,8 @@ httpx sends through :class:`~iproduction.transport.LeanHTTPXTransport` (the OSS 
 HTTP/1.1 pool) unless a proxy is configured.
 
 One client (one connection pool) per FC instance, created in ``initialize`` and shared by the
-threads of the instance, as is its :class:`~iproduction.ratelimit.RateLimiter`.
+threads of the instance, as is its :class:`~iproduction.ratelimit.RateLimiter`, which every
+``Throttling`` answer slows down (the account's quota is shared with other instances and callers).
 """
 
 from __future__ import annotations
@@ -186,6 +187,13 @@ class MPSClient:
         tries = iter([first] if first is not None else [])
 
         def attempt() -> dict[str, Any] | None:
+            try:
+                return try_once()
+            except MPSThrottledError:
+                self.limiter.throttled()  # the instance's share of the account's quota is smaller
+                raise
+
+        def try_once() -> dict[str, Any] | None:
             ahead = next(tries, None)
             if ahead is None:
                 return self._attempt(action, params, deadline, skip_if)

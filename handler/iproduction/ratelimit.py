@@ -9,6 +9,13 @@ reached the server after ``a`` and so was answered after it: all ``n`` still hel
 the last one was let through, and it could not have been. The cap therefore holds at the server
 whatever the delays on the way, without pacing calls or keeping a margin: a burst of the cap goes
 out at once, and the next one a window after its answers.
+
+The cap itself adapts (:class:`AdaptiveRate`): MPS counts every caller of the account together, so
+instances that each keep their own cap can still exceed the account's quota together. Each instance
+then finds its share by itself from MPS's ``Throttling`` answers, without a coordinator. A cap that
+moves keeps the argument above: a call is let through only while fewer than the cap *of that
+moment* hold slots, so no window of the server's holds more calls than the highest cap in force
+while it lasted.
 """
 
 from __future__ import annotations
@@ -24,18 +31,80 @@ from .budget import Deadline
 from .errors import BudgetExceededError
 
 
+class AdaptiveRate:
+    """How many calls one instance may make per window now: additive increase, multiplicative decrease.
+
+    This is how TCP shares a link between connections that do not know of each other (RFC 5681,
+    "TCP Congestion Control": halve the window on a loss, grow it by about one segment per round
+    trip), and how the AWS SDKs' *adaptive* retry mode shares a service's rate between clients ("AWS
+    SDKs and Tools Reference Guide", Retry behavior: standard retries plus automatic client-side rate
+    limiting — a throttling error cuts the client's sending rate, which climbs back while no
+    throttling comes). Here the loss signal is a ``Throttling`` answer and the time unit the second:
+
+    * the rate starts at ``max_calls`` (a lone instance keeps its full speed);
+    * a throttled answer halves it (``decrease``), never below ``floor`` calls; at most one cut per
+      ``quiet`` seconds, since the throttled answers of one burst are one signal, not many;
+    * every second after the last cut it grows by ``increase`` calls, up to ``max_calls`` again.
+
+    Instances that together exceed the account's quota are throttled and cut; those with the higher
+    rates lose the most, and all grow back at the same pace, so the rates converge on equal shares
+    whose sum swings just under the quota (Chiu and Jain, "Analysis of the Increase and Decrease
+    Algorithms for Congestion Avoidance in Computer Networks", 1989).
+
+    Pure: no clock, no lock, no thread or event loop; the caller passes ``now`` (seconds, any
+    monotonic clock) and serialises the calls.
+    """
+
+    def __init__(self, max_calls: int, *, floor: int = 1, increase: float = 1.0, decrease: float = 0.5,
+                 quiet: float = 1.0, adaptive: bool = True) -> None:
+        if max_calls < 1 or floor < 1:
+            raise ValueError("max_calls and floor must be at least 1")
+        if not 0 < decrease < 1 or increase <= 0 or quiet < 0:
+            raise ValueError("decrease must be in (0, 1), increase positive, quiet not negative")
+        self.max_calls = max_calls
+        self.floor = min(floor, max_calls)
+        self.increase = increase
+        self.decrease = decrease
+        self.quiet = quiet
+        self.adaptive = adaptive  # False: throttling is ignored, the rate stays at max_calls
+        self._base = float(max_calls)  # the rate just after the last cut
+        self._cut_at: float | None = None  # when that was (None: never cut)
+        self.cuts = 0
+
+    def limit(self, now: float) -> int:
+        """The calls allowed per window at ``now``."""
+        if self._cut_at is None:
+            return self.max_calls
+        grown = self._base + self.increase * max(0.0, now - self._cut_at)
+        return min(self.max_calls, math.floor(grown))
+
+    def throttled(self, now: float) -> bool:
+        """A throttled answer came back at ``now``: cut the rate (True), unless it was cut less than
+        ``quiet`` seconds ago or adaptation is off (False)."""
+        if not self.adaptive or (self._cut_at is not None and now - self._cut_at < self.quiet):
+            return False
+        self._base = max(float(self.floor), self.limit(now) * self.decrease)
+        self._cut_at = now
+        self.cuts += 1
+        return True
+
+
 class RateLimiter:
     """At most ``max_per_second`` calls in any one-second window of the server's (``window`` seconds
-    per ``max_per_second`` calls; below one call per second, one call per ``1 / max_per_second`` s)."""
+    per ``max_per_second`` calls; below one call per second, one call per ``1 / max_per_second`` s).
+
+    The cap adapts to throttling reported with :meth:`throttled` (see :class:`AdaptiveRate`;
+    ``adaptive=False`` keeps it fixed)."""
 
     def __init__(self, max_per_second: float, window: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, adaptive: bool = True) -> None:
         if max_per_second <= 0:
             raise ValueError("max_per_second must be positive")
         if max_per_second >= 1:
-            self._calls, self._window = math.floor(max_per_second), window
-        else:
-            self._calls, self._window = 1, window / max_per_second
+            calls, self._window = math.floor(max_per_second), window
+        else:  # one call per stretched window: already the floor, nothing to adapt
+            calls, self._window = 1, window / max_per_second
+        self.rate = AdaptiveRate(calls, adaptive=adaptive)
         self._clock = clock
         self._lock = threading.Lock()
         self._answered: deque[float] = deque()  # when the calls of the last window were answered
@@ -99,6 +168,16 @@ class RateLimiter:
             if self._queue:
                 self._queue[0].notify()
 
+    def throttled(self) -> bool:
+        """MPS answered a call with ``Throttling``: cut the cap (True if it was cut now)."""
+        with self._lock:
+            return self.rate.throttled(self._clock())
+
+    def limit(self) -> int:
+        """The cap now (calls per window)."""
+        with self._lock:
+            return self.rate.limit(self._clock())
+
     def _wait_for_turn(self, me: threading.Condition, deadline: Deadline | None) -> float | None:
         """0.0 if ``me`` may go now; else how long to wait (None: until woken). Holds the lock."""
         now = self._clock()
@@ -120,6 +199,6 @@ class RateLimiter:
         now). Holds the lock."""
         while self._answered and self._answered[0] + self._window <= now:
             self._answered.popleft()
-        if len(self._answered) + self._in_flight < self._calls:
+        if len(self._answered) + self._in_flight < self.rate.limit(now):
             return now
         return self._answered[0] + self._window if self._answered else now + self._window
