@@ -21,6 +21,7 @@ while it lasted.
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -44,7 +45,18 @@ class AdaptiveRate:
     * the rate starts at ``max_calls`` (a lone instance keeps its full speed);
     * a throttled answer halves it (``decrease``), never below ``floor`` calls; at most one cut per
       ``quiet`` seconds, since the throttled answers of one burst are one signal, not many;
-    * every second after the last cut it grows by ``increase`` calls, up to ``max_calls`` again.
+    * every second after the last cut it grows by ``increase`` calls (a tenth of ``max_calls``, at
+      least one: from half to full in five seconds), up to ``max_calls`` again. One call a second
+      was too slow: when an instance finishes, the others took half a minute to take up its share
+      (the quota drill measured 1.4× the ideal time at one a second, 1.2× at a tenth);
+    * after a cut, calls are spread over the window (:meth:`spacing`) until ``calm`` seconds pass
+      without one. Instances that each send their whole window at once, a window after their
+      answers, come back every window at the same instants: the bursts that fitted the server's
+      window keep fitting it, the others keep being throttled, and the instances that win are
+      never told to yield ("traffic phase effects", Floyd and Jacobson, "On Traffic Phase Effects
+      in Packet-Switched Gateways", 1991). Spread calls arrive at every instant, so throttling
+      falls on every instance that sends, in proportion to what it sends. An instance never
+      throttled keeps its bursts (a batch's calls all leave at once).
 
     Instances that together exceed the account's quota are throttled and cut; those with the higher
     rates lose the most, and all grow back at the same pace, so the rates converge on equal shares
@@ -55,17 +67,19 @@ class AdaptiveRate:
     monotonic clock) and serialises the calls.
     """
 
-    def __init__(self, max_calls: int, *, floor: int = 1, increase: float = 1.0, decrease: float = 0.5,
-                 quiet: float = 1.0, adaptive: bool = True) -> None:
+    def __init__(self, max_calls: int, *, floor: int = 1, increase: float | None = None, decrease: float = 0.5,
+                 quiet: float = 1.0, calm: float = 60.0, adaptive: bool = True) -> None:
         if max_calls < 1 or floor < 1:
             raise ValueError("max_calls and floor must be at least 1")
-        if not 0 < decrease < 1 or increase <= 0 or quiet < 0:
-            raise ValueError("decrease must be in (0, 1), increase positive, quiet not negative")
+        increase = max(1.0, max_calls / 10) if increase is None else increase
+        if not 0 < decrease < 1 or increase <= 0 or quiet < 0 or calm < 0:
+            raise ValueError("decrease must be in (0, 1), increase positive, quiet and calm not negative")
         self.max_calls = max_calls
         self.floor = min(floor, max_calls)
         self.increase = increase
         self.decrease = decrease
         self.quiet = quiet
+        self.calm = calm
         self.adaptive = adaptive  # False: throttling is ignored, the rate stays at max_calls
         self._base = float(max_calls)  # the rate just after the last cut
         self._cut_at: float | None = None  # when that was (None: never cut)
@@ -77,6 +91,13 @@ class AdaptiveRate:
             return self.max_calls
         grown = self._base + self.increase * max(0.0, now - self._cut_at)
         return min(self.max_calls, math.floor(grown))
+
+    def spacing(self, now: float) -> float:
+        """The least part of a window between two calls let through: 0 (a burst may go at once)
+        unless the rate was cut less than ``calm`` seconds ago, else one call's share of the window."""
+        if self._cut_at is None or now - self._cut_at >= self.calm:
+            return 0.0
+        return 1.0 / self.limit(now)
 
     def throttled(self, now: float) -> bool:
         """A throttled answer came back at ``now``: cut the rate (True), unless it was cut less than
@@ -109,6 +130,8 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._answered: deque[float] = deque()  # when the calls of the last window were answered
         self._in_flight = 0
+        self._paced_until = 0.0  # after a cut: no call before this (see _let_through)
+        self._random = random.Random()
         self._queue: deque[threading.Condition] = deque()  # waiting callers, first come first served
         self.wakeups = 0  # times a waiting caller woke up (one per turn, not one per slot per caller)
 
@@ -140,7 +163,7 @@ class RateLimiter:
                 self._queue.remove(me)
                 if self._queue:
                     self._queue[0].notify()
-            self._in_flight += 1
+            self._let_through(self._clock())
         return self._clock() - started
 
     def try_acquire(self, deadline: Deadline | None = None) -> float:
@@ -149,9 +172,9 @@ class RateLimiter:
         ``BudgetExceededError`` when the time budget would end first."""
         with self._lock:
             now = self._clock()
-            free_at = self._free_at(now)
+            free_at, _ = self._free_at(now)
             if not self._queue and free_at <= now:
-                self._in_flight += 1
+                self._let_through(now)
                 return 0.0
             wait = max(free_at - now, 0.001)
             if deadline is not None and deadline.remaining() < wait:
@@ -178,6 +201,16 @@ class RateLimiter:
         with self._lock:
             return self.rate.limit(self._clock())
 
+    def _let_through(self, now: float) -> None:
+        """A call goes. After a cut, the next waits a random gap averaging one call's share of the
+        window (:meth:`AdaptiveRate.spacing`): at a steady pace, calls freed a window after their
+        answers would come back at the same instants forever, the same instances winning them;
+        random gaps move every instance's calls over the whole window. Holds the lock."""
+        self._in_flight += 1
+        spacing = self.rate.spacing(now)
+        if spacing:
+            self._paced_until = now + spacing * self._window * self._random.uniform(0.0, 2.0)
+
     def _wait_for_turn(self, me: threading.Condition, deadline: Deadline | None) -> float | None:
         """0.0 if ``me`` may go now; else how long to wait (None: until woken). Holds the lock."""
         now = self._clock()
@@ -186,19 +219,23 @@ class RateLimiter:
             if remaining is not None and remaining <= 0:
                 raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
             return remaining
-        free_at = self._free_at(now)
+        free_at, known = self._free_at(now)
         if free_at <= now:
             return 0.0
         if remaining is not None and remaining < free_at - now:
             raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
-        return free_at - now if self._answered else remaining
+        return free_at - now if known else remaining
 
-    def _free_at(self, now: float) -> float:
-        """When a slot is free: ``now`` if one is; else the earliest it can free, when the oldest
-        answer's window ends (a call still in flight frees its slot no sooner than one window from
-        now). Holds the lock."""
+    def _free_at(self, now: float) -> tuple[float, bool]:
+        """When the next call may go (``now`` if it may), and whether that instant is known (False:
+        every slot is in flight; one frees no sooner than a window after the next answer). A slot
+        is free when fewer calls than the cap hold one; the oldest answer's slot frees a window
+        after it; a cut rate also spaces calls (:meth:`AdaptiveRate.spacing`). Holds the lock."""
         while self._answered and self._answered[0] + self._window <= now:
             self._answered.popleft()
+        paced = max(now, self._paced_until)
         if len(self._answered) + self._in_flight < self.rate.limit(now):
-            return now
-        return self._answered[0] + self._window if self._answered else now + self._window
+            return paced, True
+        if self._answered:
+            return max(paced, self._answered[0] + self._window), True
+        return max(paced, now + self._window), False

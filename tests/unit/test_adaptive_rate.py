@@ -33,7 +33,7 @@ def test_a_throttled_answer_halves_the_rate() -> None:
 
 
 def test_at_most_one_cut_per_second_the_throttled_answers_of_one_burst_are_one_signal() -> None:
-    rate = AdaptiveRate(50)
+    rate = AdaptiveRate(50, increase=1.0)
     assert rate.throttled(100.0)
     assert [rate.throttled(100.0 + dt) for dt in (0.0, 0.01, 0.5, 0.999)] == [False] * 4
     assert rate.limit(100.999) == 25 and rate.cuts == 1
@@ -43,7 +43,7 @@ def test_at_most_one_cut_per_second_the_throttled_answers_of_one_burst_are_one_s
 
 
 def test_the_rate_never_falls_below_one_call_a_second() -> None:
-    rate = AdaptiveRate(50)
+    rate = AdaptiveRate(50, increase=1.0)
     for second in range(20):
         rate.throttled(float(second))
         assert rate.limit(float(second)) >= 1
@@ -51,13 +51,24 @@ def test_the_rate_never_falls_below_one_call_a_second() -> None:
     assert rate.throttled(20.0) and rate.limit(20.0) == 1
 
 
-def test_without_throttling_the_rate_climbs_back_one_call_a_second_to_the_maximum() -> None:
+def test_without_throttling_the_rate_climbs_back_a_tenth_of_the_maximum_a_second_to_the_maximum() -> None:
     rate = AdaptiveRate(50)
     rate.throttled(100.0)
-    assert [rate.limit(100.0 + s) for s in range(0, 30, 5)] == [25, 30, 35, 40, 45, 50]
-    assert rate.limit(100.5) == 25  # whole calls only
-    assert rate.limit(125.0) == 50
+    assert [rate.limit(100.0 + s) for s in range(7)] == [25, 30, 35, 40, 45, 50, 50]
+    assert rate.limit(100.5) == 27  # whole calls only
     assert rate.limit(10_000.0) == 50  # never past the maximum
+    slow = AdaptiveRate(8)  # at least one call a second
+    slow.throttled(0.0)
+    assert [slow.limit(float(s)) for s in range(6)] == [4, 5, 6, 7, 8, 8]
+
+
+def test_after_a_cut_calls_are_spread_over_the_window_until_a_calm_minute() -> None:
+    rate = AdaptiveRate(50)
+    assert rate.spacing(0.0) == 0.0  # never throttled: a burst may go at once
+    rate.throttled(10.0)
+    assert rate.spacing(10.0) == pytest.approx(1 / 25)
+    assert rate.spacing(30.0) == pytest.approx(1 / 50)  # back at the maximum, still spread
+    assert rate.spacing(70.0) == 0.0  # a minute without throttling: bursts again
 
 
 def test_adaptation_switched_off_ignores_throttling() -> None:
@@ -72,8 +83,8 @@ def test_bad_settings_are_refused() -> None:
             AdaptiveRate(**kwargs)  # type: ignore[arg-type]
 
 
-def share_quota(instances: int, max_calls: int, quota: int, seconds: int,
-                adaptive: bool = True) -> tuple[int, int, list[AdaptiveRate]]:
+def share_quota(instances: int, max_calls: int, quota: int, seconds: int, adaptive: bool = True
+                ) -> tuple[int, int, list[AdaptiveRate]]:
     """Instances sending their whole rate each second to a server that accepts ``quota`` calls a
     second (taken from the instances in turn) and throttles the rest; (accepted, throttled, rates)."""
     rates = [AdaptiveRate(max_calls, adaptive=adaptive) for _ in range(instances)]
@@ -114,20 +125,24 @@ def test_instances_sharing_a_quota_converge_under_it_with_few_throttled_calls() 
 
 
 # -- the limiter keeps the adaptive cap --------------------------------------------------------------
-def test_the_limiter_lets_through_only_the_cut_rate_then_one_more_each_second() -> None:
+def test_the_limiter_lets_through_only_the_cut_rate_spread_over_the_window() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock)
-    for _ in range(10):
+    for _ in range(10):  # never throttled: a burst of the cap at once
         assert limiter.try_acquire() == 0.0
         limiter.release()
     assert limiter.throttled()
     assert not limiter.throttled()  # the same burst
     assert limiter.limit() == 5
     clock.now = 1.0  # the burst's window has ended; the cap has grown back by one
-    for _ in range(6):
-        assert limiter.try_acquire() == 0.0
-    assert limiter.try_acquire() > 0
-    for _ in range(6):
+    went = []
+    while clock.now < 1.999:
+        if limiter.try_acquire() == 0.0:
+            went.append(clock.now)
+        clock.now += 0.001
+    assert 2 <= len(went) <= 6  # never more than the cap in the window
+    assert went[0] == 1.0 and went[1] > 1.0  # spread out (at random gaps), not a burst
+    for _ in went:
         limiter.release()
     clock.now = 10.0
     assert limiter.limit() == 10  # back to the maximum, never past it
