@@ -36,19 +36,19 @@ class AdaptiveRate:
     """How many calls one instance may make per window now: additive increase, multiplicative decrease.
 
     This is how TCP shares a link between connections that do not know of each other (RFC 5681,
-    "TCP Congestion Control": halve the window on a loss, grow it by about one segment per round
+    "TCP Congestion Control": cut the window on a loss, grow it by about one segment per round
     trip), and how the AWS SDKs' *adaptive* retry mode shares a service's rate between clients ("AWS
     SDKs and Tools Reference Guide", Retry behavior: standard retries plus automatic client-side rate
-    limiting — a throttling error cuts the client's sending rate, which climbs back while no
-    throttling comes). Here the loss signal is a ``Throttling`` answer and the time unit the second:
+    limiting; botocore's ``retries/throttling.py`` cuts the sending rate to 0.7 of itself on a
+    throttling error and lets it climb back while none comes). Here the loss signal is a
+    ``Throttling`` answer and the time unit the second:
 
     * the rate starts at ``max_calls`` (a lone instance keeps its full speed);
-    * a throttled answer halves it (``decrease``), never below ``floor`` calls; at most one cut per
-      ``quiet`` seconds, since the throttled answers of one burst are one signal, not many;
-    * every second after the last cut it grows by ``increase`` calls (a tenth of ``max_calls``, at
-      least one: from half to full in five seconds), up to ``max_calls`` again. One call a second
-      was too slow: when an instance finishes, the others took half a minute to take up its share
-      (the quota drill measured 1.4× the ideal time at one a second, 1.2× at a tenth);
+    * a throttled answer cuts it to ``decrease`` (0.7, as botocore) of itself, never below ``floor``
+      calls; at most one cut per ``quiet`` seconds, since the throttled answers of one burst are
+      one signal, not many;
+    * every second after the last cut it grows by ``increase`` calls (a twentieth of
+      ``max_calls``, at least one), up to ``max_calls`` again;
     * after a cut, calls are spread over the window (:meth:`spacing`) until ``calm`` seconds pass
       without one. Instances that each send their whole window at once, a window after their
       answers, come back every window at the same instants: the bursts that fitted the server's
@@ -61,17 +61,21 @@ class AdaptiveRate:
     Instances that together exceed the account's quota are throttled and cut; those with the higher
     rates lose the most, and all grow back at the same pace, so the rates converge on equal shares
     whose sum swings just under the quota (Chiu and Jain, "Analysis of the Increase and Decrease
-    Algorithms for Congestion Avoidance in Computer Networks", 1989).
+    Algorithms for Congestion Avoidance in Computer Networks", 1989). The constants were chosen in
+    the quota drill (four instances of 50 calls/s against 100 for the account, each with a quarter
+    of 3,000 jobs; ideal 30 s, 32.3 s with a fixed fair share of 25 each): halving and one call a
+    second more took 42 s, halving and a tenth 38–39.5 s, 0.7 and a twentieth 36.7 s, with 4–6 % of
+    the calls throttled.
 
     Pure: no clock, no lock, no thread or event loop; the caller passes ``now`` (seconds, any
     monotonic clock) and serialises the calls.
     """
 
-    def __init__(self, max_calls: int, *, floor: int = 1, increase: float | None = None, decrease: float = 0.5,
+    def __init__(self, max_calls: int, *, floor: int = 1, increase: float | None = None, decrease: float = 0.7,
                  quiet: float = 1.0, calm: float = 60.0, adaptive: bool = True) -> None:
         if max_calls < 1 or floor < 1:
             raise ValueError("max_calls and floor must be at least 1")
-        increase = max(1.0, max_calls / 10) if increase is None else increase
+        increase = max(1.0, max_calls / 20) if increase is None else increase
         if not 0 < decrease < 1 or increase <= 0 or quiet < 0 or calm < 0:
             raise ValueError("decrease must be in (0, 1), increase positive, quiet and calm not negative")
         self.max_calls = max_calls

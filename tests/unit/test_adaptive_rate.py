@@ -25,25 +25,28 @@ def test_a_lone_instance_never_throttled_keeps_its_full_rate() -> None:
     assert rate.cuts == 0
 
 
-def test_a_throttled_answer_halves_the_rate() -> None:
+def test_a_throttled_answer_cuts_the_rate_by_thirty_percent() -> None:
     rate = AdaptiveRate(50)
     assert rate.throttled(100.0)
-    assert rate.limit(100.0) == 25
+    assert rate.limit(100.0) == 35
     assert rate.cuts == 1
+    halving = AdaptiveRate(50, decrease=0.5)
+    halving.throttled(100.0)
+    assert halving.limit(100.0) == 25
 
 
 def test_at_most_one_cut_per_second_the_throttled_answers_of_one_burst_are_one_signal() -> None:
     rate = AdaptiveRate(50, increase=1.0)
     assert rate.throttled(100.0)
     assert [rate.throttled(100.0 + dt) for dt in (0.0, 0.01, 0.5, 0.999)] == [False] * 4
-    assert rate.limit(100.999) == 25 and rate.cuts == 1
+    assert rate.limit(100.999) == 35 and rate.cuts == 1
     assert rate.throttled(101.0)  # a second later: a new signal
-    assert rate.limit(101.0) == 13  # half of 26 (it had grown by one in that second)
+    assert rate.limit(101.0) == 25  # 70 % of 36 (it had grown by one in that second)
     assert rate.cuts == 2
 
 
 def test_the_rate_never_falls_below_one_call_a_second() -> None:
-    rate = AdaptiveRate(50, increase=1.0)
+    rate = AdaptiveRate(50, increase=0.01)
     for second in range(20):
         rate.throttled(float(second))
         assert rate.limit(float(second)) >= 1
@@ -51,22 +54,22 @@ def test_the_rate_never_falls_below_one_call_a_second() -> None:
     assert rate.throttled(20.0) and rate.limit(20.0) == 1
 
 
-def test_without_throttling_the_rate_climbs_back_a_tenth_of_the_maximum_a_second_to_the_maximum() -> None:
+def test_without_throttling_the_rate_climbs_back_a_twentieth_of_the_maximum_a_second_to_the_maximum() -> None:
     rate = AdaptiveRate(50)
     rate.throttled(100.0)
-    assert [rate.limit(100.0 + s) for s in range(7)] == [25, 30, 35, 40, 45, 50, 50]
-    assert rate.limit(100.5) == 27  # whole calls only
+    assert [rate.limit(100.0 + s) for s in range(0, 8)] == [35, 37, 40, 42, 45, 47, 50, 50]
+    assert rate.limit(100.5) == 36  # whole calls only
     assert rate.limit(10_000.0) == 50  # never past the maximum
-    slow = AdaptiveRate(8)  # at least one call a second
+    slow = AdaptiveRate(10)  # at least one call a second
     slow.throttled(0.0)
-    assert [slow.limit(float(s)) for s in range(6)] == [4, 5, 6, 7, 8, 8]
+    assert [slow.limit(float(s)) for s in range(5)] == [7, 8, 9, 10, 10]
 
 
 def test_after_a_cut_calls_are_spread_over_the_window_until_a_calm_minute() -> None:
     rate = AdaptiveRate(50)
     assert rate.spacing(0.0) == 0.0  # never throttled: a burst may go at once
     rate.throttled(10.0)
-    assert rate.spacing(10.0) == pytest.approx(1 / 25)
+    assert rate.spacing(10.0) == pytest.approx(1 / 35)
     assert rate.spacing(30.0) == pytest.approx(1 / 50)  # back at the maximum, still spread
     assert rate.spacing(70.0) == 0.0  # a minute without throttling: bursts again
 
@@ -111,7 +114,7 @@ def share_quota(instances: int, max_calls: int, quota: int, seconds: int, adapti
 
 def test_instances_sharing_a_quota_converge_under_it_with_few_throttled_calls() -> None:
     """Four instances of 50 calls/s against 100/s for the account: after the first second, each
-    halves and then they swing just under the quota; in a minute few of their calls are throttled,
+    cuts its rate and then they swing just under the quota; in a minute few of their calls are throttled,
     and the account's quota is mostly used."""
     accepted, throttled, rates = share_quota(instances=4, max_calls=50, quota=100, seconds=60)
     assert throttled / (accepted + throttled) < 0.10
@@ -133,14 +136,14 @@ def test_the_limiter_lets_through_only_the_cut_rate_spread_over_the_window() -> 
         limiter.release()
     assert limiter.throttled()
     assert not limiter.throttled()  # the same burst
-    assert limiter.limit() == 5
+    assert limiter.limit() == 7
     clock.now = 1.0  # the burst's window has ended; the cap has grown back by one
     went = []
     while clock.now < 1.999:
         if limiter.try_acquire() == 0.0:
             went.append(clock.now)
         clock.now += 0.001
-    assert 2 <= len(went) <= 6  # never more than the cap in the window
+    assert 2 <= len(went) <= 8  # never more than the cap in the window
     assert went[0] == 1.0 and went[1] > 1.0  # spread out (at random gaps), not a burst
     for _ in went:
         limiter.release()
@@ -167,7 +170,7 @@ def test_a_throttling_answer_cuts_the_clients_rate_and_a_server_error_does_not()
                        policy=retry.RetryPolicy(attempts=4, base=0.001, cap=0.001),
                        transport=httpx.MockTransport(lambda request: answers.pop(0)))
     assert client.query_iproduction_job("j").State == "Analysing"
-    assert limiter.limit() == 20  # one cut: two throttled answers within a second are one signal
+    assert limiter.limit() == 28  # one cut: two throttled answers within a second are one signal
     assert limiter.rate.cuts == 1
     answers[:] = [httpx.Response(503, json={"Code": "ServiceUnavailable"})] * 4
     with pytest.raises(MPSServerError):
