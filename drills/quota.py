@@ -148,6 +148,10 @@ def run_figures(cloud: Cloud, results: list[list[InvokeResult]], seconds: float,
             if index == len(per_instance) - 1:
                 final.update(got)
     rates = [done_line(per_instance[-1]).get("mpsRate", {}) for per_instance in results if per_instance]
+    retries: Counter[str] = Counter()
+    for per_instance in results:
+        for result in per_instance:
+            retries.update(done_line(result).get("retries") or {})
     calls = stats["calls"].get("QueryIProductionJob", 0)
     throttled = stats["throttled_by_action"].get("QueryIProductionJob", 0)
     return {
@@ -164,6 +168,7 @@ def run_figures(cloud: Cloud, results: list[list[InvokeResult]], seconds: float,
         "throttledShare": round(throttled / calls, 4) if calls else 0.0,
         "mpsMaxCallsInOneSecond": stats["max_calls_per_second"],
         "mpsMaxAcceptedInOneSecond": stats["max_accepted_per_second"],
+        "retries": dict(retries),
         "rateCutsPerInstance": [r.get("cuts") for r in rates],
         "finalRatePerInstance": [r.get("limit") for r in rates],
     }

@@ -259,7 +259,8 @@ def _quota_run(run: dict[str, Any]) -> str:
             f"{', '.join(_n(s) for s in run.get('secondsPerInstance', []))} s); {_n(run['mpsCalls'])} MPS calls, "
             f"{_n(run['mpsThrottled'])} throttled (**{run['throttledShare']:.1%}**); at most "
             f"{_n(run['mpsMaxCallsInOneSecond'])} calls in any one-second window as MPS counted them "
-            f"({_n(run['mpsMaxAcceptedInOneSecond'])} accepted); invocations retried: "
+            f"({_n(run['mpsMaxAcceptedInOneSecond'])} accepted); retries made: {_kinds(run.get('retries'))}; "
+            f"invocations retried: "
             f"{_n(run['invocationsRetried'])}; rate cuts per instance: "
             f"{', '.join(_n(c) for c in run.get('rateCutsPerInstance', []))}")
 
@@ -269,7 +270,7 @@ def _quota(doc: dict[str, Any]) -> tuple[str, list[str]]:
     adaptive, fixed = f["adaptive"], f.get("fixed")
     row = [f"{_n(f['jobs'])} jobs, {_n(f['instances'])} instances",
            f"{_n(adaptive['mpsThrottled'])} `Throttling` ({adaptive['throttledShare']:.1%})",
-           _n(_total(f.get("retries"))), "—"]
+           _n(_total(adaptive.get("retries"))), "—"]
     lines = [
         f"{_n(f['instances'])} FC instances, each in its own process with `MPS_MAX_QPS={f['mpsMaxQps']}` and a "
         f"{_n(f['fcTimeoutSeconds'])} s timeout, invoked at the same instant, each with a timer event naming a "
@@ -283,6 +284,10 @@ def _quota(doc: dict[str, Any]) -> tuple[str, list[str]]:
     ]
     if fixed:
         lines.append(f"* With it switched off (`MPS_ADAPTIVE=0`): {_quota_run(fixed)}.")
+    lines += ["", "The most calls in one second come in the first, when every instance starts at its full rate "
+              "(a lone instance keeps its speed); the throttled answers of that second cut each instance's rate, "
+              "and from then on the instances share the quota by themselves. The time is the slowest "
+              "instance's: each has its own quarter of the jobs."]
     return "\n".join(lines), row
 
 
