@@ -8,7 +8,7 @@ window ``(a, a + w]``, the one let through last left at or before ``a + w``, whi
 reached the server after ``a`` and so was answered after it: all ``n`` still held their slots when
 the last one was let through, and it could not have been. The cap therefore holds at the server
 whatever the delays on the way, without pacing calls or keeping a margin: a burst of the cap goes
-out at once, and the next one a window after its answers.
+out at once, and the next one a window after its answers (until MPS throttles the instance, below).
 
 The cap itself adapts (:class:`AdaptiveRate`): MPS counts every caller of the account together, so
 instances that each keep their own cap can still exceed the account's quota together. Each instance
@@ -49,8 +49,8 @@ class AdaptiveRate:
       one signal, not many;
     * every second after the last cut it grows by ``increase`` calls (a twentieth of
       ``max_calls``, at least one), up to ``max_calls`` again;
-    * after a cut, calls are spread over the window (:meth:`spacing`) until ``calm`` seconds pass
-      without one. Instances that each send their whole window at once, a window after their
+    * after a cut, calls are spread over the window at random gaps (:meth:`spacing`, :meth:`gap`)
+      until ``calm`` seconds pass without one. Instances that each send their whole window at once, a window after their
       answers, come back every window at the same instants: the bursts that fitted the server's
       window keep fitting it, the others keep being throttled, and the instances that win are
       never told to yield ("traffic phase effects", Floyd and Jacobson, "On Traffic Phase Effects
@@ -103,6 +103,14 @@ class AdaptiveRate:
             return 0.0
         return 1.0 / self.limit(now)
 
+    def gap(self, now: float, draw: float) -> float:
+        """The part of a window the next call must wait after one let through at ``now``: 0 unless
+        calls are spread (:meth:`spacing`), else a random gap averaging one call's share (``draw``:
+        uniform in [0, 1), from the caller's random source). Calls at a steady pace, each freed a
+        window after its answer, would come back at the same instants forever, the same instances
+        winning them; random gaps move every instance's calls over the whole window."""
+        return self.spacing(now) * 2.0 * draw
+
     def throttled(self, now: float) -> bool:
         """A throttled answer came back at ``now``: cut the rate (True), unless it was cut less than
         ``quiet`` seconds ago or adaptation is off (False)."""
@@ -134,7 +142,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._answered: deque[float] = deque()  # when the calls of the last window were answered
         self._in_flight = 0
-        self._paced_until = 0.0  # after a cut: no call before this (see _let_through)
+        self._paced_until = 0.0  # no call before this (after a cut, see _let_through)
         self._random = random.Random()
         self._queue: deque[threading.Condition] = deque()  # waiting callers, first come first served
         self.wakeups = 0  # times a waiting caller woke up (one per turn, not one per slot per caller)
@@ -206,14 +214,9 @@ class RateLimiter:
             return self.rate.limit(self._clock())
 
     def _let_through(self, now: float) -> None:
-        """A call goes. After a cut, the next waits a random gap averaging one call's share of the
-        window (:meth:`AdaptiveRate.spacing`): at a steady pace, calls freed a window after their
-        answers would come back at the same instants forever, the same instances winning them;
-        random gaps move every instance's calls over the whole window. Holds the lock."""
+        """A call goes; after a cut, the next waits a random gap (:meth:`AdaptiveRate.gap`). Holds the lock."""
         self._in_flight += 1
-        spacing = self.rate.spacing(now)
-        if spacing:
-            self._paced_until = now + spacing * self._window * self._random.uniform(0.0, 2.0)
+        self._paced_until = now + self.rate.gap(now, self._random.random()) * self._window
 
     def _wait_for_turn(self, me: threading.Condition, deadline: Deadline | None) -> float | None:
         """0.0 if ``me`` may go now; else how long to wait (None: until woken). Holds the lock."""

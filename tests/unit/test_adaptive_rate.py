@@ -74,6 +74,13 @@ def test_after_a_cut_calls_are_spread_over_the_window_until_a_calm_minute() -> N
     assert rate.spacing(70.0) == 0.0  # a minute without throttling: bursts again
 
 
+def test_the_gap_after_a_call_is_random_and_averages_one_calls_share() -> None:
+    rate = AdaptiveRate(50)
+    assert rate.gap(0.0, 0.99) == 0.0  # never throttled: no gap
+    rate.throttled(10.0)
+    assert [rate.gap(10.0, draw) for draw in (0.0, 0.5, 0.75)] == pytest.approx([0.0, 1 / 35, 1.5 / 35])
+
+
 def test_adaptation_switched_off_ignores_throttling() -> None:
     rate = AdaptiveRate(50, adaptive=False)
     assert not rate.throttled(1.0)
