@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from . import crashes, duplicates, faults, hostile, pending, report, security
+from . import crashes, duplicates, faults, hostile, pending, quota, report, security
 from .common import ROOT, DrillReport
 
 DRILLS: dict[str, Callable[[str], DrillReport]] = {
@@ -30,6 +30,7 @@ DRILLS: dict[str, Callable[[str], DrillReport]] = {
     "hostile-input": hostile.run,
     "security": security.run,
     "pending-registry": pending.run,
+    "quota": quota.run,
 }
 TIME_LIMITS = {"ci": 600, "full": 2400}
 RESULTS = {"ci": ROOT / "build" / "drills" / "ci", "full": ROOT / "drills" / "results"}

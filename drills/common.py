@@ -71,11 +71,13 @@ class MpsProcess:
     """The MPS emulator in a process of its own (``python -m localcloud.mps``): its arrival times,
     and so its QPS figures, are then not delayed by whatever else this process is doing."""
 
-    def __init__(self, qps: int | None = None) -> None:
+    def __init__(self, qps: int | None = None, retry_after: int | None = None, latency: float = 0.0) -> None:
         args = [sys.executable, "-m", "localcloud.mps", "--port", "0", "--access-key-id", AK,
-                "--access-key-secret", SECRET, "--security-token", TOKEN]
+                "--access-key-secret", SECRET, "--security-token", TOKEN, "--latency", str(latency)]
         if qps is not None:
             args += ["--qps", str(qps)]
+        if retry_after is not None:
+            args += ["--retry-after", str(retry_after)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
@@ -119,7 +121,8 @@ class RequestLogProxy:
 def local_cloud(*, oss_settings: dict[str, Any] | None = None, mps_settings: dict[str, Any] | None = None,
                 env: dict[str, str] | None = None, mps_process: bool = False) -> Iterator[Cloud]:
     """Fresh OSS and MPS emulators (verifying the function's credentials) and the function's config.
-    ``mps_process``: the MPS emulator runs in its own process (only ``qps`` may be set then)."""
+    ``mps_process``: the MPS emulator runs in its own process (only ``qps``, ``retry_after`` and ``latency``
+    may be set then)."""
     oss = OssEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=TOKEN, **(oss_settings or {}))
     mps: Any
     if mps_process:

@@ -229,9 +229,49 @@ def _pending(doc: dict[str, Any]) -> tuple[str, list[str]]:
     return "\n".join(lines), row
 
 
+def _quota_run(run: dict[str, Any]) -> str:
+    ratio = run["seconds"] / run["idealSeconds"]
+    return (f"{_n(run['jobsCommitted'])} jobs committed in {_n(run['seconds'])} s ({ratio:.2f}× the ideal "
+            f"{_n(run['idealSeconds'])} s; instances done after "
+            f"{', '.join(_n(s) for s in run.get('secondsPerInstance', []))} s); {_n(run['mpsCalls'])} MPS calls, "
+            f"{_n(run['mpsThrottled'])} throttled (**{run['throttledShare']:.1%}**); at most "
+            f"{_n(run['mpsMaxCallsInOneSecond'])} calls in any one-second window as MPS counted them "
+            f"({_n(run['mpsMaxAcceptedInOneSecond'])} accepted); retries made: {_kinds(run.get('retries'))}; "
+            f"invocations retried: "
+            f"{_n(run['invocationsRetried'])}; rate cuts per instance: "
+            f"{', '.join(_n(c) for c in run.get('rateCutsPerInstance', []))}")
+
+
+def _quota(doc: dict[str, Any]) -> tuple[str, list[str]]:
+    f = doc["figures"]
+    adaptive, fixed = f["adaptive"], f.get("fixed")
+    row = [f"{_n(f['jobs'])} jobs, {_n(f['instances'])} instances",
+           f"{_n(adaptive['mpsThrottled'])} `Throttling` ({adaptive['throttledShare']:.1%})",
+           _n(_total(adaptive.get("retries"))), "—"]
+    lines = [
+        f"{_n(f['instances'])} FC instances, each in its own process with `MPS_MAX_QPS={f['mpsMaxQps']}` and a "
+        f"{_n(f['fcTimeoutSeconds'])} s timeout, invoked at the same instant, each with a timer event naming a "
+        f"different quarter of {_n(f['jobs'])} finished jobs (one in ten with one small result file), against "
+        f"the MPS emulator accepting {_n(f['accountQps'])} `QueryIProductionJob` calls in any sliding second for "
+        f"the whole account and answering `Throttling` with `x-acs-retry-after: {f['retryAfterMs']}` above "
+        f"that ({f['mpsLatencySeconds'] * 1000:.0f} ms per answer). Invocations that left jobs in `error` were "
+        "invoked again with the same event, as the trigger would.",
+        "",
+        f"* With the adaptive rate: {_quota_run(adaptive)}.",
+    ]
+    if fixed:
+        lines.append(f"* With it switched off (`MPS_ADAPTIVE=0`): {_quota_run(fixed)}.")
+    lines += ["", "The most calls in one second come in the first, when every instance starts at its full rate "
+              "(a lone instance keeps its speed); the throttled answers of that second cut each instance's rate, "
+              "and from then on the instances share the quota by themselves. The time is the slowest "
+              "instance's: each has its own quarter of the jobs."]
+    return "\n".join(lines), row
+
+
 RENDER = {"faults": ("Faults", _faults), "crash-points": ("Crash points", _crashes),
           "duplicates": ("Duplicates", _duplicates), "hostile-input": ("Hostile input", _hostile),
-          "security": ("Security", _security), "pending-registry": ("Pending registry", _pending)}
+          "security": ("Security", _security), "pending-registry": ("Pending registry", _pending),
+          "quota": ("Shared MPS quota", _quota)}
 
 
 def _run_line(ran: list[dict[str, Any]]) -> str:

@@ -116,8 +116,9 @@ def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:
         # Made on the loop: an aiohttp session and an httpx.AsyncClient belong to the loop that made them.
         oss = OSSClient(new_session(settings.copy_concurrency), credentials, endpoint_for=settings.oss_endpoint_for,
                         slots=settings.copy_concurrency, timeout=settings.oss_timeout)
-        mps = MPSClient(settings.mps_endpoint, credentials, limiter=RateLimiter(settings.mps_max_qps),
-                        signature=settings.mps_signature, timeout=settings.mps_timeout)
+        limiter = RateLimiter(settings.mps_max_qps, adaptive=settings.mps_adaptive)
+        mps = MPSClient(settings.mps_endpoint, credentials, limiter=limiter, signature=settings.mps_signature,
+                        timeout=settings.mps_timeout)
         return oss, mps
 
     oss, mps = io.run(clients())
@@ -179,7 +180,8 @@ def handler(event: bytes, context: Any) -> dict[str, Any]:
         logs.info("invocation.done", outcomes=counts, jobs=len(reports),
                   durationMs=round((time.monotonic() - started) * 1000),
                   retries={kind: n - retries_before.get(kind, 0) for kind, n in retries_now.items()
-                           if n > retries_before.get(kind, 0)})
+                           if n > retries_before.get(kind, 0)},
+                  mpsRate={"limit": rt.mps.limiter.limit(), "cuts": rt.mps.limiter.rate.cuts})
         failed = [r for r in reports if r.outcome is Outcome.ERROR]
         if failed:
             detail = "; ".join(f"{r.job_id or r.message_id}: {r.reason}" for r in failed[:5])

@@ -77,6 +77,7 @@ class Settings:
     multipart_threshold: int
     part_size: int
     mps_max_qps: float
+    mps_adaptive: bool
     pending_max_age: int
     mps_signature: str
     mps_timeout: float
@@ -111,6 +112,15 @@ def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str
     if not check(value):
         raise ConfigError(f"{name} must be {rule}, got {raw!r}")
     return value
+
+
+def _flag(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 def _bucket(name: str, value: str) -> str:
@@ -213,6 +223,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                                    "an integer from 102400 (100 KiB) to 1073741824 (1 GiB)"),
         part_size=part_size,
         mps_max_qps=mps_max_qps,
+        mps_adaptive=_parse(env, "MPS_ADAPTIVE", True, _flag, lambda v: True, "1 or 0 (true or false)"),
         pending_max_age=_parse(env, "PENDING_MAX_AGE_SECONDS", DEFAULT_PENDING_MAX_AGE, int,
                                lambda v: v > 0, "a positive integer"),
         mps_signature=signature,

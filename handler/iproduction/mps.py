@@ -3,7 +3,8 @@
 One client (one small connection pool) per FC instance, on the instance's event loop, shared by
 every job, as is its :class:`~iproduction.ratelimit.RateLimiter`. The pool is kept small: httpcore
 scans its connections on every request (encode/httpx#3215), and at most ``MPS_MAX_QPS`` calls a
-second need only a few connections.
+second need only a few connections. Every ``Throttling`` answer slows the limiter down: the
+account's quota is shared with other instances and callers.
 """
 
 from __future__ import annotations
@@ -154,7 +155,11 @@ class MPSClient:
     async def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None) -> dict[str, Any]:
         """One RPC action with retries; returns the decoded JSON answer."""
         async def attempt() -> dict[str, Any]:
-            return await self.attempt(action, params, deadline)
+            try:
+                return await self.attempt(action, params, deadline)
+            except MPSThrottledError:
+                self.limiter.throttled()  # the instance's share of the account's quota is smaller
+                raise
 
         return await retry.run(attempt, classify, deadline=deadline, policy=self.policy, stats=self.stats)
 

@@ -8,13 +8,21 @@ window ``(a, a + w]``, the one let through last left at or before ``a + w``, whi
 reached the server after ``a`` and so was answered after it: all ``n`` still held their slots when
 the last one was let through, and it could not have been. The cap therefore holds at the server
 whatever the delays on the way, without pacing calls or keeping a margin: a burst of the cap goes
-out at once, and the next one a window after its answers.
+out at once, and the next one a window after its answers (until MPS throttles the instance, below).
+
+The cap itself adapts (:class:`AdaptiveRate`): MPS counts every caller of the account together, so
+instances that each keep their own cap can still exceed the account's quota together. Each instance
+then finds its share by itself from MPS's ``Throttling`` answers, without a coordinator. A cap that
+moves keeps the argument above: a call is let through only while fewer than the cap *of that
+moment* hold slots, so no window of the server's holds more calls than the highest cap in force
+while it lasted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -24,29 +32,125 @@ from .budget import Deadline
 from .errors import BudgetExceededError
 
 
+class AdaptiveRate:
+    """How many calls one instance may make per window now: additive increase, multiplicative decrease.
+
+    This is how TCP shares a link between connections that do not know of each other (RFC 5681,
+    "TCP Congestion Control": cut the window on a loss, grow it by about one segment per round
+    trip), and how the AWS SDKs' *adaptive* retry mode shares a service's rate between clients ("AWS
+    SDKs and Tools Reference Guide", Retry behavior: standard retries plus automatic client-side rate
+    limiting; botocore's ``retries/throttling.py`` cuts the sending rate to 0.7 of itself on a
+    throttling error and lets it climb back while none comes). Here the loss signal is a
+    ``Throttling`` answer and the time unit the second:
+
+    * the rate starts at ``max_calls`` (a lone instance keeps its full speed);
+    * a throttled answer cuts it to ``decrease`` (0.7, as botocore) of itself, never below ``floor``
+      calls; at most one cut per ``quiet`` seconds, since the throttled answers of one burst are
+      one signal, not many;
+    * every second after the last cut it grows by ``increase`` calls (a twentieth of
+      ``max_calls``, at least one), up to ``max_calls`` again;
+    * after a cut, calls are spread over the window at random gaps (:meth:`spacing`, :meth:`gap`)
+      until ``calm`` seconds pass without one. Instances that each send their whole window at once, a window after their
+      answers, come back every window at the same instants: the bursts that fitted the server's
+      window keep fitting it, the others keep being throttled, and the instances that win are
+      never told to yield ("traffic phase effects", Floyd and Jacobson, "On Traffic Phase Effects
+      in Packet-Switched Gateways", 1991). Spread calls arrive at every instant, so throttling
+      falls on every instance that sends, in proportion to what it sends. An instance never
+      throttled keeps its bursts (a batch's calls all leave at once).
+
+    Instances that together exceed the account's quota are throttled and cut; those with the higher
+    rates lose the most, and all grow back at the same pace, so the rates converge on equal shares
+    whose sum swings just under the quota (Chiu and Jain, "Analysis of the Increase and Decrease
+    Algorithms for Congestion Avoidance in Computer Networks", 1989). The constants were chosen in
+    the quota drill (four instances of 50 calls/s against 100 for the account, each with a quarter
+    of 3,000 jobs; ideal 30 s, 32.3 s with a fixed fair share of 25 each): halving and one call a
+    second more took 42 s, halving and a tenth 38–39.5 s, 0.7 and a twentieth 36.7 s, with 4–6 % of
+    the calls throttled.
+
+    Pure: no clock, no lock, no thread or event loop; the caller passes ``now`` (seconds, any
+    monotonic clock) and serialises the calls.
+    """
+
+    def __init__(self, max_calls: int, *, floor: int = 1, increase: float | None = None, decrease: float = 0.7,
+                 quiet: float = 1.0, calm: float = 60.0, adaptive: bool = True) -> None:
+        if max_calls < 1 or floor < 1:
+            raise ValueError("max_calls and floor must be at least 1")
+        increase = max(1.0, max_calls / 20) if increase is None else increase
+        if not 0 < decrease < 1 or increase <= 0 or quiet < 0 or calm < 0:
+            raise ValueError("decrease must be in (0, 1), increase positive, quiet and calm not negative")
+        self.max_calls = max_calls
+        self.floor = min(floor, max_calls)
+        self.increase = increase
+        self.decrease = decrease
+        self.quiet = quiet
+        self.calm = calm
+        self.adaptive = adaptive  # False: throttling is ignored, the rate stays at max_calls
+        self._base = float(max_calls)  # the rate just after the last cut
+        self._cut_at: float | None = None  # when that was (None: never cut)
+        self.cuts = 0
+
+    def limit(self, now: float) -> int:
+        """The calls allowed per window at ``now``."""
+        if self._cut_at is None:
+            return self.max_calls
+        grown = self._base + self.increase * max(0.0, now - self._cut_at)
+        return min(self.max_calls, math.floor(grown))
+
+    def spacing(self, now: float) -> float:
+        """The least part of a window between two calls let through: 0 (a burst may go at once)
+        unless the rate was cut less than ``calm`` seconds ago, else one call's share of the window."""
+        if self._cut_at is None or now - self._cut_at >= self.calm:
+            return 0.0
+        return 1.0 / self.limit(now)
+
+    def gap(self, now: float, draw: float) -> float:
+        """The part of a window the next call must wait after one let through at ``now``: 0 unless
+        calls are spread (:meth:`spacing`), else a random gap averaging one call's share (``draw``:
+        uniform in [0, 1), from the caller's random source). Calls at a steady pace, each freed a
+        window after its answer, would come back at the same instants forever, the same instances
+        winning them; random gaps move every instance's calls over the whole window."""
+        return self.spacing(now) * 2.0 * draw
+
+    def throttled(self, now: float) -> bool:
+        """A throttled answer came back at ``now``: cut the rate (True), unless it was cut less than
+        ``quiet`` seconds ago or adaptation is off (False)."""
+        if not self.adaptive or (self._cut_at is not None and now - self._cut_at < self.quiet):
+            return False
+        self._base = max(float(self.floor), self.limit(now) * self.decrease)
+        self._cut_at = now
+        self.cuts += 1
+        return True
+
+
 class RateLimiter:
     """At most ``max_per_second`` calls in any one-second window of the server's (``window`` seconds
     per ``max_per_second`` calls; below one call per second, one call per ``1 / max_per_second`` s).
-    Awaited on the instance's event loop; callers go first come, first served."""
+    Awaited on the instance's event loop; callers go first come, first served.
+
+    The cap adapts to throttling reported with :meth:`throttled` (see :class:`AdaptiveRate`;
+    ``adaptive=False`` keeps it fixed)."""
 
     def __init__(self, max_per_second: float, window: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, adaptive: bool = True) -> None:
         if max_per_second <= 0:
             raise ValueError("max_per_second must be positive")
         if max_per_second >= 1:
-            self._calls, self._window = math.floor(max_per_second), window
-        else:
-            self._calls, self._window = 1, window / max_per_second
+            calls, self._window = math.floor(max_per_second), window
+        else:  # one call per stretched window: already the floor, nothing to adapt
+            calls, self._window = 1, window / max_per_second
+        self.rate = AdaptiveRate(calls, adaptive=adaptive)
         self._clock = clock
         self._answered: deque[float] = deque()  # when the calls of the last window were answered
         self._in_flight = 0
+        self._paced_until = 0.0  # no call before this (after a cut, see _let_through)
+        self._random = random.Random()
         self._queue: deque[asyncio.Event] = deque()  # waiting callers, first come first served
-        self.wakeups = 0  # times a waiting caller woke up
+        self.wakeups = 0  # times a waiting caller woke up (one per turn, not one per slot per caller)
 
     @asynccontextmanager
     async def slot(self, deadline: Deadline | None = None) -> AsyncIterator[float]:
         """Hold a slot for one call, from now until the block ends (the answer is in); yields the
-        seconds waited. A block left by an exception before the call went out still counts it."""
+        seconds waited."""
         waited = await self.acquire(deadline)
         try:
             yield waited
@@ -72,7 +176,7 @@ class RateLimiter:
             self._queue.remove(me)
             if self._queue:
                 self._queue[0].set()
-        self._in_flight += 1
+        self._let_through(self._clock())
         return self._clock() - started
 
     def release(self, used: bool = True) -> None:
@@ -84,6 +188,19 @@ class RateLimiter:
         if self._queue:
             self._queue[0].set()
 
+    def throttled(self) -> bool:
+        """MPS answered a call with ``Throttling``: cut the cap (True if it was cut now)."""
+        return self.rate.throttled(self._clock())
+
+    def limit(self) -> int:
+        """The cap now (calls per window)."""
+        return self.rate.limit(self._clock())
+
+    def _let_through(self, now: float) -> None:
+        """A call goes; after a cut, the next waits a random gap (:meth:`AdaptiveRate.gap`)."""
+        self._in_flight += 1
+        self._paced_until = now + self.rate.gap(now, self._random.random()) * self._window
+
     def _wait_for_turn(self, me: asyncio.Event, deadline: Deadline | None) -> float | None:
         """0.0 if ``me`` may go now; else how long to wait (None: until woken)."""
         now = self._clock()
@@ -92,18 +209,23 @@ class RateLimiter:
             if remaining is not None and remaining <= 0:
                 raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
             return remaining
-        free_at = self._free_at(now)
+        free_at, known = self._free_at(now)
         if free_at <= now:
             return 0.0
         if remaining is not None and remaining < free_at - now:
             raise BudgetExceededError("time budget exhausted waiting for the MPS rate cap")
-        return free_at - now if self._answered else remaining
+        return free_at - now if known else remaining
 
-    def _free_at(self, now: float) -> float:
-        """When a slot is free: ``now`` if one is; else the earliest it can free, when the oldest
-        answer's window ends (a call still in flight frees its slot no sooner than one window from now)."""
+    def _free_at(self, now: float) -> tuple[float, bool]:
+        """When the next call may go (``now`` if it may), and whether that instant is known (False:
+        every slot is in flight; one frees no sooner than a window after the next answer). A slot
+        is free when fewer calls than the cap hold one; the oldest answer's slot frees a window
+        after it; a cut rate also spaces calls (:meth:`AdaptiveRate.spacing`)."""
         while self._answered and self._answered[0] + self._window <= now:
             self._answered.popleft()
-        if len(self._answered) + self._in_flight < self._calls:
-            return now
-        return self._answered[0] + self._window if self._answered else now + self._window
+        paced = max(now, self._paced_until)
+        if len(self._answered) + self._in_flight < self.rate.limit(now):
+            return paced, True
+        if self._answered:
+            return max(paced, self._answered[0] + self._window), True
+        return max(paced, now + self._window), False

@@ -23,7 +23,10 @@ class CallStats:
     """Counts RPC calls per action, throttled answers and error codes; keeps arrival times.
 
     ``arrive`` records every call when it is received (before latency or faults); ``admit`` applies
-    the QPS cap: at most ``qps`` accepted calls in any sliding one-second window.
+    the QPS cap: at most ``qps`` accepted calls of one action in any sliding one-second window, for
+    every caller together. MPS documents the limit per API and per account: "The QPS limit for a
+    single user on this API is 100 per second" (QueryIProductionJob and SubmitIProductionJob pages),
+    counting the Alibaba Cloud account and all its RAM users together (MPS "QPS limits" page).
     """
 
     def __init__(self) -> None:
@@ -34,7 +37,7 @@ class CallStats:
         with self._lock:
             self._arrivals: list[float] = []
             self._accepted_times: list[float] = []
-            self._window: deque[float] = deque()
+            self._windows: dict[str, deque[float]] = {}
             self._calls: Counter[str] = Counter()
             self._accepted: Counter[str] = Counter()
             self._throttled: Counter[str] = Counter()
@@ -49,12 +52,13 @@ class CallStats:
         """True if the call fits under the cap (and counts it as accepted), False if throttled."""
         with self._lock:
             now = time.monotonic()
-            while self._window and now - self._window[0] >= 1.0:
-                self._window.popleft()
-            if qps is not None and len(self._window) >= qps:
+            window = self._windows.setdefault(action, deque())
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if qps is not None and len(window) >= qps:
                 self._throttled[action] += 1
                 return False
-            self._window.append(now)
+            window.append(now)
             self._accepted_times.append(now)
             self._accepted[action] += 1
             return True

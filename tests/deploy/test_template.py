@@ -102,6 +102,23 @@ def test_function_shape_matches_the_contract(template: dict[str, Any]) -> None:
     assert settings.source_buckets == {"example-bucket"}
 
 
+#: MPS allows QueryIProductionJob 100 calls a second per account (all callers together); the share of it
+#: the deployment may take, the rest left to the jobs' submitters (README, "Sizing MPS_MAX_QPS").
+ACCOUNT_QPS, FUNCTION_SHARE = 100, 0.60
+
+
+def test_mps_max_qps_times_the_most_instances_stays_within_the_functions_share_of_the_quota(
+        template: dict[str, Any]) -> None:
+    props = template["resources"]["collector"]["props"]
+    # Provisioned and on-demand instances together; an instance takes one request or more at once, so
+    # there are never more instances than that.
+    instances = props["concurrencyConfig"]["reservedConcurrency"]
+    settings = load_settings({**props["environmentVariables"], "FC_REGION": props["region"]})
+    assert isinstance(instances, int) and instances >= 1
+    assert settings.mps_max_qps * instances <= FUNCTION_SHARE * ACCOUNT_QPS
+    assert settings.mps_adaptive  # above that, the instances share what is left by themselves
+
+
 def test_ram_policy_is_least_privilege() -> None:
     policy = json.loads((ROOT / "deploy" / "ram-policy.json").read_text())
     actions = {a for s in policy["Statement"] for a in s["Action"]}

@@ -257,6 +257,21 @@ def test_qps_throttling_and_stats(seeded: MpsEmulator, mps_admin: MpsAdmin) -> N
     assert mps_admin.stats()["total"] == 0
 
 
+def test_the_qps_cap_is_per_api_for_every_caller_together(seeded: MpsEmulator, mps_admin: MpsAdmin) -> None:
+    """MPS limits each API to 100 QPS per account (all its RAM users together): two callers share
+    QueryIProductionJob's cap, and SubmitIProductionJob calls do not use it up."""
+    mps_admin.settings(qps=3)
+    with client(seeded) as first, client(seeded) as second:
+        submits = [first.request("SubmitIProductionJob", {"FunctionName": "ImageCartoonize"}) for _ in range(3)]
+        assert [r.status_code for r in submits] == [200] * 3
+        queries = [mps.request("QueryIProductionJob", {"JobId": JOB}) for mps in (first, second, first, second)]
+        assert [r.status_code for r in queries] == [200, 200, 200, 400]
+        assert queries[3].json()["Code"] == "Throttling"
+    stats = mps_admin.stats()
+    assert stats["accepted"] == {"SubmitIProductionJob": 3, "QueryIProductionJob": 3}
+    assert stats["throttled_by_action"] == {"QueryIProductionJob": 1}
+
+
 def test_max_in_window() -> None:
     assert max_in_window([]) == 0
     assert max_in_window([0.0, 0.5, 0.99, 1.0, 1.2, 3.0]) == 4

@@ -23,6 +23,13 @@ def test_defaults() -> None:
     assert s.multipart_threshold <= 2**30 and s.part_size >= 100 * 1024 and 0 < s.mps_max_qps <= 100
 
 
+def test_the_mps_rate_adapts_unless_switched_off() -> None:
+    assert load_settings(BASE).mps_adaptive
+    assert load_settings({**BASE, "MPS_ADAPTIVE": "1"}).mps_adaptive
+    assert not load_settings({**BASE, "MPS_ADAPTIVE": "0"}).mps_adaptive
+    assert not load_settings({**BASE, "MPS_ADAPTIVE": " False "}).mps_adaptive
+
+
 def test_normalisation() -> None:
     s = load_settings({**BASE, "DEST_PREFIX": "out", "SOURCE_BUCKETS": " a-bucket, ,b-bucket ,",
                        "OSS_ENDPOINT": "http://127.0.0.1:9000/", "MPS_REGION": "cn-shanghai"})
@@ -53,6 +60,7 @@ def test_normalisation() -> None:
     ({**BASE, "DEST_REGION": "mars-1"}, "DEST_REGION=mars-1 does not look like an Alibaba Cloud region id"),
     ({**BASE, "MPS_REGION": "cn-hangzou"}, "MPS_REGION=cn-hangzou does not look like"),
     ({"DEST_BUCKET": "dest-bucket", "FC_REGION": "Hangzhou"}, "FC_REGION=Hangzhou does not look like"),
+    ({**BASE, "MPS_ADAPTIVE": "maybe"}, "MPS_ADAPTIVE"),
 ])
 def test_errors_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
