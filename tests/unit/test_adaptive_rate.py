@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from iproduction import retry
+from iproduction.budget import Deadline
 from iproduction.credentials import Credentials, CredentialsSource
+from iproduction.errors import BudgetExceededError
 from iproduction.mps import MPSClient, MPSServerError
 from iproduction.ratelimit import AdaptiveRate, RateLimiter
 
@@ -17,6 +21,15 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def goes_now(limiter: RateLimiter, clock: FakeClock) -> bool:
+    """Whether a call may go at the clock's instant (it then holds its slot)."""
+    try:
+        asyncio.run(limiter.acquire(Deadline(1e-6, clock=clock)))
+    except BudgetExceededError:
+        return False
+    return True
 
 
 def test_a_lone_instance_never_throttled_keeps_its_full_rate() -> None:
@@ -139,7 +152,7 @@ def test_the_limiter_lets_through_only_the_cut_rate_spread_over_the_window() -> 
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock)
     for _ in range(10):  # never throttled: a burst of the cap at once
-        assert limiter.try_acquire() == 0.0
+        assert goes_now(limiter, clock)
         limiter.release()
     assert limiter.throttled()
     assert not limiter.throttled()  # the same burst
@@ -147,7 +160,7 @@ def test_the_limiter_lets_through_only_the_cut_rate_spread_over_the_window() -> 
     clock.now = 1.0  # the burst's window has ended; the cap has grown back by one
     went = []
     while clock.now < 1.999:
-        if limiter.try_acquire() == 0.0:
+        if goes_now(limiter, clock):
             went.append(clock.now)
         clock.now += 0.001
     assert 2 <= len(went) <= 8  # never more than the cap in the window
@@ -164,7 +177,7 @@ def test_a_limiter_not_adaptive_keeps_its_cap() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock, adaptive=False)
     assert not limiter.throttled()
-    assert [limiter.try_acquire() for _ in range(10)] == [0.0] * 10
+    assert [goes_now(limiter, clock) for _ in range(10)] == [True] * 10
 
 
 def test_a_throttling_answer_cuts_the_clients_rate_and_a_server_error_does_not() -> None:
@@ -176,11 +189,11 @@ def test_a_throttling_answer_cuts_the_clients_rate_and_a_server_error_does_not()
     client = MPSClient("http://mps.example", CredentialsSource(Credentials("ak", "sk", "token")), limiter=limiter,
                        policy=retry.RetryPolicy(attempts=4, base=0.001, cap=0.001),
                        transport=httpx.MockTransport(lambda request: answers.pop(0)))
-    assert client.query_iproduction_job("j").State == "Analysing"
+    assert asyncio.run(client.query_iproduction_job("j")).State == "Analysing"
     assert limiter.limit() == 28  # one cut: two throttled answers within a second are one signal
     assert limiter.rate.cuts == 1
     answers[:] = [httpx.Response(503, json={"Code": "ServiceUnavailable"})] * 4
     with pytest.raises(MPSServerError):
-        client.query_iproduction_job("j")
+        asyncio.run(client.query_iproduction_job("j"))
     assert limiter.rate.cuts == 1
-    client.close()
+    asyncio.run(client.close())
