@@ -15,6 +15,7 @@ from typing import Any
 from . import logs
 from .budget import Deadline
 from .config import Settings
+from .errors import CollectorError
 from .events import JOB_ID_RE
 from .layout import expired_key, pending_key
 from .storage import Storage
@@ -97,14 +98,33 @@ class PendingRegistry:
         self.delete(record.job_id, deadline)
 
     def job_ids(self, deadline: Deadline | None) -> list[str]:
-        """Every job in the registry, least recently checked first."""
+        """Every job in the registry, least recently checked first (each once, in lower case)."""
         prefix = pending_key(self.settings.dest_prefix, "")
         listed = self.storage.list_prefix(self.storage.dest, prefix, deadline)
-        ids = []
+        ids: dict[str, None] = {}
         for item in sorted(listed.values(), key=lambda item: (item.last_modified, item.key)):
             job_id = item.key[len(prefix):]
-            if JOB_ID_RE.match(job_id):
-                ids.append(job_id.lower())
-            else:
+            if not JOB_ID_RE.match(job_id):
                 logs.warning("pending.ignored", key=item.key, reason="not a job id")
-        return ids
+                continue
+            if job_id != job_id.lower():
+                self._normalise(job_id, pending_key(self.settings.dest_prefix, job_id.lower()) in listed, deadline)
+            ids[job_id.lower()] = None
+        return list(ids)
+
+    def _normalise(self, job_id: str, lower_exists: bool, deadline: Deadline | None) -> None:
+        """Move a record stored under an upper-case job id to the lower-case key every other path uses
+        (job ids are case-insensitive and always handled in lower case). Written first, deleted after:
+        a crash in between leaves both, and the next sweep finishes the move."""
+        key = pending_key(self.settings.dest_prefix, job_id)
+        try:
+            if not lower_exists:
+                doc = self.storage.get_json(self.storage.dest, key, deadline)
+                if doc is not None:
+                    record = PendingRecord.from_doc(job_id.lower(), doc, time.time())
+                    self.save(record, deadline)
+            self.storage.delete(self.storage.dest, key, deadline)
+        except CollectorError as exc:
+            logs.warning("pending.not_normalised", key=key, error=str(exc))
+            return
+        logs.info("pending.normalised", key=key)
