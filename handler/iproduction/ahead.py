@@ -8,8 +8,9 @@ the next window opens for all of them at once (the README's Performance section 
 
 Only each job's first try goes this way. Its answer, or its failure, is handed to the job's thread
 as that try's outcome: :meth:`MPSClient.call <iproduction.mps.MPSClient.call>` reads and classifies
-it as its own, and retries, with their backoff, are the thread's. A job whose lookup has found its
-manifest by the time a slot is free for its call is not queried (``skip_if``, as on the thread).
+it as its own, and retries, with their backoff, are the thread's. A call is queued only when the
+job's thread claims it, which it does after its lookup found no manifest: a committed job is never
+queried.
 """
 
 from __future__ import annotations
@@ -65,23 +66,21 @@ class QueryAhead:
 
     # -- from the job threads -------------------------------------------------------------------
     def offer(self, job_ids: Iterable[str], deadline: Deadline) -> None:
-        """Send these jobs' first calls as the rate cap allows (a job offered twice keeps its first call)."""
-        calls = []
+        """Let these jobs' first calls go from the loop once claimed (a job offered twice keeps its first)."""
         with self._lock:
             for job_id in job_ids:
-                if job_id not in self._calls:
-                    calls.append(self._calls.setdefault(job_id, _Call(job_id, deadline)))
-        if calls:
-            self._lane.schedule(lambda: self._enqueue(calls))
+                self._calls.setdefault(job_id, _Call(job_id, deadline))
 
     def claim(self, job_id: str, skip_if: Callable[[], bool] | None = None) -> Future[Reply | None] | None:
-        """The job's first call (its answer, None if skipped, or the error it met), or None if it was
-        not offered. ``skip_if`` is asked when a slot is free, if the call has not gone out yet."""
+        """Queue the job's first call, sent as the rate cap allows; its future (the answer, None if
+        skipped, or the error it met), or None if it was not offered. ``skip_if`` is asked when a slot
+        is free."""
         with self._lock:
             call = self._calls.pop(job_id, None)
         if call is None:
             return None
         call.skip_if = skip_if
+        self._lane.schedule(lambda: self._enqueue([call]))
         return call.future
 
     def forget(self, job_ids: Iterable[str]) -> None:

@@ -32,5 +32,10 @@ class CredentialsError(CollectorError):
     finally dead-letters the message; never retried within the invocation."""
 
 
+class DestinationRefusedError(CollectorError):
+    """The destination bucket cannot hold the commit point (it has versioning): ``error``, not retried
+    within the invocation, raised so the trigger keeps the message until the bucket is fixed."""
+
+
 class InvocationFailedError(CollectorError):
     """Raised by the handler after every job was processed, when some ended as ``error``."""

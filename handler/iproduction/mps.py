@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import retry, signing
+from . import logs, retry, signing
 from .budget import Deadline
 from .credentials import CredentialsSource
 from .errors import BudgetExceededError, CredentialsError, RejectedError, TransientError
@@ -65,6 +66,10 @@ class MPSNetworkError(MPSError, TransientError):
     """No answer (connection refused or reset, timeout): retried."""
 
 
+class MPSWrongJobError(MPSError, TransientError):
+    """An answer about another job than the one asked: a fault on the way, retried like a 5xx."""
+
+
 class MPSAuthError(MPSError, CredentialsError):
     """Credentials or permissions refused: not retried, but the job is ``error`` (trigger retries)."""
 
@@ -82,8 +87,26 @@ def ca_bundle() -> str:
     return os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR") or ca_settings()
 
 
+#: Where an error message starts echoing what the server signed (``SignatureDoesNotMatch``: "server string
+#: to sign is:...", which holds the SecurityToken, percent-encoded, or the canonical request's headers).
+_ECHO_RE = re.compile(r"\s*(?:server\s+)?(?:string\s*to\s*sign|canonical\s+request)", re.IGNORECASE)
+MESSAGE_LIMIT = 300
+
+
+def message_text(message: object) -> str:
+    """An error answer's message as it may leave the function: without anything the server says it
+    signed, every secret scrubbed from the whole text *before* it is cut to :data:`MESSAGE_LIMIT`."""
+    text = str(message)
+    echo = _ECHO_RE.search(text)
+    if echo is not None:
+        text = text[:echo.start()].rstrip(" :.,;") + " (what the server signed is not shown)"
+    text = logs.scrub(text)
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT - 1] + "…"
+
+
 def error_from_response(response: httpx.Response) -> MPSError:
-    """Map an error answer to the typed exception (never echoing anything but the answer's text)."""
+    """Map an error answer to the typed exception (never echoing anything but the answer's text, and
+    never what the server says it signed)."""
     code = message = request_id = None
     try:
         body = response.json()
@@ -102,7 +125,7 @@ def error_from_response(response: httpx.Response) -> MPSError:
             retry_after = None
     status = response.status_code
     code = str(code) if code else None
-    text = f"MPS {code or 'error'} (HTTP {status})" + (f": {str(message)[:300]}" if message else "")
+    text = f"MPS {code or 'error'} (HTTP {status})" + (f": {message_text(message)}" if message else "")
     kwargs: dict[str, Any] = {"code": code, "status": status, "request_id": request_id,
                               "retry_after": retry_after}
     if (code and code.startswith("Throttling")) or code == "Rejected.Throttling" or status == 429:
@@ -125,6 +148,8 @@ def classify(exc: Exception) -> retry.Verdict:
         return retry.Verdict(True, exc.retry_after, "mps-5xx")
     if isinstance(exc, MPSNetworkError):
         return retry.Verdict(True, None, "mps-network")
+    if isinstance(exc, MPSWrongJobError):
+        return retry.Verdict(True, None, "mps-wrong-job")
     return retry.Verdict(False)
 
 
@@ -178,23 +203,28 @@ class MPSClient:
                 self._client = None
 
     def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None,
-             skip_if: Callable[[], bool] | None = None, first: Future[Reply | None] | None = None
-             ) -> dict[str, Any] | None:
+             skip_if: Callable[[], bool] | None = None, first: Future[Reply | None] | None = None,
+             check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any] | None:
         """One RPC action with retries; returns the decoded JSON answer. ``skip_if`` is asked once a
         rate-cap slot is held, before each try: True gives the slot back unused and returns None.
-        ``first``: the first try, sent by :class:`~iproduction.ahead.QueryAhead` (None: skipped)."""
+        ``first``: the first try, sent by :class:`~iproduction.ahead.QueryAhead` (None: skipped).
+        ``check`` reads each answer and raises (a retried error, or not) when it is not usable."""
         tries = iter([first] if first is not None else [])
 
         def attempt() -> dict[str, Any] | None:
             ahead = next(tries, None)
             if ahead is None:
-                return self._attempt(action, params, deadline, skip_if)
-            timeout = None if deadline is None else max(0.0, deadline.remaining())
-            try:
-                reply = ahead.result(timeout)
-            except FutureTimeout:
-                raise BudgetExceededError("time budget exhausted waiting for the MPS call") from None
-            return None if reply is None else self._read(reply.response())
+                body = self._attempt(action, params, deadline, skip_if)
+            else:
+                timeout = None if deadline is None else max(0.0, deadline.remaining())
+                try:
+                    reply = ahead.result(timeout)
+                except FutureTimeout:
+                    raise BudgetExceededError("time budget exhausted waiting for the MPS call") from None
+                body = None if reply is None else self._read(reply.response())
+            if body is not None and check is not None:
+                check(body)
+            return body
 
         return retry.call(attempt, classify, deadline=deadline, policy=self._policy, stats=self.stats)
 
@@ -204,8 +234,14 @@ class MPSClient:
         If the query-ahead holds the job's first call, that is the first try."""
         from .models import QueryJobAnswer
 
+        def same_job(body: dict[str, Any]) -> None:
+            answered = body.get("JobId")
+            if isinstance(answered, str) and answered and answered.lower() != job_id.lower():
+                raise MPSWrongJobError(f"MPS answered for another job ({answered[:40]!r}) than the one asked",
+                                       request_id=body.get("RequestId"))
+
         first = self.ahead.claim(job_id, skip_if) if self.ahead is not None else None
-        body = self.call("QueryIProductionJob", {"JobId": job_id}, deadline, skip_if, first)
+        body = self.call("QueryIProductionJob", {"JobId": job_id}, deadline, skip_if, first, check=same_job)
         return None if body is None else QueryJobAnswer.model_validate(body)
 
     def signed(self, action: str, params: dict[str, str]) -> tuple[str, dict[str, str]]:

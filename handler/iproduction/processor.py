@@ -1,10 +1,11 @@
 """One job from id to outcome.
 
     LOOKUP   list <DEST_PREFIX><JobId>/ (manifest? what is already there) ‖ read the pending record
-      ‖      ‖ QUERY QueryIProductionJob (not sent if the lookup is back with a manifest by then)
-      │  manifest found ─────────────────────────────────────────────→ already-committed
-    QUERY    State → job.next_action
-      ├─ WAIT  record the check; past PENDING_MAX_AGE_SECONDS ───────→ expired, else pending
+      │  manifest found (no MPS call) ───────────────────────────────→ already-committed
+    CHECK    the destination has no versioning (read once per instance) ─ else error
+    QUERY    QueryIProductionJob: State → job.next_action
+      ├─ WAIT  (also Success whose Result lists no files yet)
+      │        record the check; past PENDING_MAX_AGE_SECONDS ───────→ expired, else pending
       ├─ FAIL  commit a failure manifest ────────────────────────────→ job-failed
       └─ COPY  PLAN (source allowed? keys safe?) → COPY → COMMIT ─────→ committed
     CLEANUP  after any commit, delete the pending record
@@ -16,15 +17,16 @@ skipped, and the manifest is written once (forbid-overwrite), last.
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, wait
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from concurrent.futures import wait
+from typing import TypeVar
 
 from . import logs, manifest
 from .budget import Deadline
 from .config import Settings
 from .copier import CopiedFile, CopyEngine
-from .errors import CollectorError, RejectedError
-from .job import KNOWN_STATES, Action, Job, job_from_answer, parse_output, result_files
+from .errors import CollectorError, CredentialsError, DestinationRefusedError, RejectedError
+from .job import KNOWN_STATES, Action, Job, job_from_answer, parse_output, result_files, result_missing
 from .layout import manifest_key, plan_files
 from .lookups import Lookups
 from .mps import MPSClient
@@ -32,13 +34,19 @@ from .outcomes import JobReport, Outcome, outcome_for, short
 from .pending import PendingRecord, PendingRegistry, new_record
 from .storage import Listed, Storage
 
-if TYPE_CHECKING:
-    from .models import QueryJobAnswer
+T = TypeVar("T")
 
 
-def _committed(listing: Future[dict[str, Listed]], key: str) -> bool:
-    """Whether the lookup has already come back with the job's manifest."""
-    return listing.done() and listing.exception() is None and key in listing.result()
+def _with_region_hint(fn: Callable[[], T], bucket: str, region: str) -> T:
+    """``fn()``; a refused OSS signature comes out saying which region it was signed for (a V4 signature
+    names the region: a bucket in another one refuses it as ``SignatureDoesNotMatch``)."""
+    try:
+        return fn()
+    except CredentialsError as exc:
+        if "SignatureDoesNotMatch" not in str(exc):
+            raise
+        raise CredentialsError(f"{exc}: the request was signed for region {region}; bucket {bucket} may be "
+                               "in another region (check DEST_REGION, or the region in the job's Output)") from None
 
 
 class JobProcessor:
@@ -78,33 +86,30 @@ class JobProcessor:
         now = time.time()
         deadline.check(0.2, "look the job up")
         key = manifest_key(self.settings.dest_prefix, job_id)
-        # LOOKUP and QUERY overlap (one round trip, not two): the query waits for the lookup only
-        # if it must wait for the rate cap anyway, and is not sent when the lookup found a manifest.
+        # LOOKUP first, QUERY after: a job whose manifest is there costs no MPS call (its answer
+        # would not be used, and every call comes out of the account's 100 QPS).
         started = self.lookups.start(job_id, deadline, now)
-        listing, pending = started.listing, started.record
-        answer: QueryJobAnswer | None = None
-        failure: CollectorError | None = None
         try:
-            answer = self.mps.query_iproduction_job(job_id, deadline, skip_if=lambda: _committed(listing, key))
-        except CollectorError as exc:
-            failure = exc
+            existing = _with_region_hint(started.listing.result, self.settings.dest_bucket,
+                                         self.settings.dest_region)
         finally:
-            wait([listing, pending])  # no request of this job may outlive its processing
-        existing = listing.result()
-        record = pending.result()
+            wait([started.record])  # no request of this job may outlive its processing
+        record = started.record.result()
         if key in existing:
             self._forget(record, deadline)
             return JobReport(job_id, Outcome.ALREADY_COMMITTED, manifest=key)
-
+        self._check_destination(deadline)
+        answer = self.mps.query_iproduction_job(job_id, deadline)
+        assert answer is not None  # skipped only when asked to
         try:
-            if failure is not None:
-                raise failure
-            assert answer is not None  # skipped only when the manifest is there
             job = job_from_answer(job_id, answer)
         except RejectedError:
             self._forget(record, deadline)
             raise
         action = job.action
+        if action is Action.COPY and (missing := result_missing(job.result)) is not None:
+            logs.warning("job.result_not_ready", state=job.state, reason=missing, mpsRequestId=job.request_id)
+            return self._wait(job, record, now, deadline, f"MPS state is {job.state} but {missing}")
         if action is Action.WAIT:
             return self._wait(job, record, now, deadline)
         if action is Action.FAIL:
@@ -120,8 +125,18 @@ class JobProcessor:
         self._forget(record, deadline)
         return report
 
-    def _wait(self, job: Job, record: PendingRecord | None, now: float, deadline: Deadline) -> JobReport:
-        if job.state.strip() not in KNOWN_STATES:
+    def _check_destination(self, deadline: Deadline) -> None:
+        """Refuse a destination with versioning: OSS ignores ``x-oss-forbid-overwrite`` there (oss.md,
+        the CopyObject/PutObject docs), so two invocations could both write the manifest."""
+        state = self.storage.dest_versioning(deadline)
+        if state is not None:
+            raise DestinationRefusedError(
+                f"destination bucket {self.settings.dest_bucket} has versioning {state}: x-oss-forbid-overwrite "
+                "has no effect there, so the commit point cannot hold; use a bucket without versioning")
+
+    def _wait(self, job: Job, record: PendingRecord | None, now: float, deadline: Deadline,
+              reason: str | None = None) -> JobReport:
+        if job.state not in KNOWN_STATES:
             logs.warning("job.unknown_state", state=job.state)
         current = (record or new_record(job.job_id, now)).checked(job.state, now)
         if current.age(now) > self.settings.pending_max_age:
@@ -130,14 +145,16 @@ class JobProcessor:
                 f"still {job.state} {int(current.age(now))}s after it was first seen "
                 f"(PENDING_MAX_AGE_SECONDS={self.settings.pending_max_age})"))
         self.registry.save(current, deadline)
-        return JobReport(job.job_id, Outcome.PENDING, f"MPS state is {job.state}", state=job.state)
+        return JobReport(job.job_id, Outcome.PENDING, short(reason or f"MPS state is {job.state}"),
+                         state=job.state)
 
     def _copy(self, job: Job, existing: dict[str, Listed], deadline: Deadline) -> list[CopiedFile]:
         location = parse_output(job.output, self.settings.mps_region)
         if not self.settings.source_allowed(location.bucket):
             raise RejectedError(f"source bucket {location.bucket} is not in SOURCE_BUCKETS")
         plans = plan_files(location.bucket, result_files(job.result), self.settings.dest_prefix, job.job_id)
-        return self.engine.copy_files(plans, location.region, existing, deadline)
+        return _with_region_hint(lambda: self.engine.copy_files(plans, location.region, existing, deadline),
+                                 location.bucket, location.region)
 
     def _commit(self, job: Job, files: list[CopiedFile], deadline: Deadline, outcome: Outcome) -> JobReport:
         document = manifest.build(job, self.settings, files, manifest.committed_at())

@@ -159,6 +159,8 @@ class Storage:
         self.auth = SigningAuth(credentials)
         self._buckets: dict[tuple[str, str], oss2.Bucket] = {}
         self._lock = threading.Lock()
+        self._versioning: tuple[str | None] | None = None  # the destination's, once read
+        self._versioning_lock = threading.Lock()
 
     def bucket(self, name: str, region: str | None = None) -> oss2.Bucket:
         """A bucket client (cached). oss2's own CRC checks are off: they build a CRC table in Python
@@ -177,6 +179,16 @@ class Storage:
     @property
     def dest(self) -> oss2.Bucket:
         return self.bucket(self.settings.dest_bucket, self.settings.dest_region)
+
+    def dest_versioning(self, deadline: Deadline | None) -> str | None:
+        """The destination bucket's versioning state (``Enabled``, ``Suspended``, or None: never enabled),
+        read on first use and kept for the instance's life; a failed read is read again next time."""
+        with self._versioning_lock:
+            if self._versioning is None:
+                dest = self.dest
+                result = self.call(dest.get_bucket_versioning, f"GetBucketVersioning {dest.bucket_name}", deadline)
+                self._versioning = (result.status or None,)
+            return self._versioning[0]
 
     def call(self, fn: Callable[[], T], what: str, deadline: Deadline | None) -> T:
         """``fn`` with retries; failures come out translated (see :func:`translate`)."""

@@ -89,16 +89,19 @@ def test_already_committed_copies_and_writes_nothing_again(cloud: Cloud) -> None
     assert cloud.oss_admin.read(DEST, f"iproduction/{JOB}/manifest.json") == manifest
 
 
-def test_the_query_goes_alongside_the_lookup(cloud: Cloud) -> None:
-    """LOOKUP ‖ QUERY: one round trip for both, not one after the other."""
+def test_a_committed_job_costs_no_mps_call_and_the_query_waits_for_the_lookup(cloud: Cloud) -> None:
+    """LOOKUP, then QUERY: a redelivered job whose manifest exists spends none of the account's MPS
+    calls, however slow the lookup (contract: already-committed means MPS was not queried)."""
     cloud.seed_job_with_files(JOB, FILES)
     cloud.oss.knobs.configure({"latency": 0.3})
-    cloud.mps.knobs.configure({"latency": 0.3})
     assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
     listed = next(e for e in cloud.oss_log("ListObjectsV2"))
     query = next(e for e in cloud.mps.log.entries() if e.get("op") == "QueryIProductionJob")
-    # the query arrived before the listing was answered (each takes ≥ 0.3 s)
-    assert query["time"] - query["duration"] < listed["time"]
+    assert query["time"] - query["duration"] >= listed["time"]  # sent once the listing was answered
+    assert cloud.mps_calls() == 1
+    for event in (topic_json(JOB), timer(JOB)):
+        assert outcomes(cloud.invoke(event)) == {JOB: "already-committed"}
+    assert cloud.mps_calls() == 1
 
 
 def test_under_the_rate_cap_an_already_committed_job_spends_no_query(cloud: Cloud) -> None:
