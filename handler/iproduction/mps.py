@@ -235,8 +235,8 @@ class MPSClient:
         from .models import QueryJobAnswer
 
         def same_job(body: dict[str, Any]) -> None:
-            answered = body.get("JobId")
-            if isinstance(answered, str) and answered and answered.lower() != job_id.lower():
+            answered = QueryJobAnswer.model_validate(body).JobId  # as the job model will read it
+            if answered and answered.lower() != job_id.lower():
                 raise MPSWrongJobError(f"MPS answered for another job ({answered[:40]!r}) than the one asked",
                                        request_id=body.get("RequestId"))
 
