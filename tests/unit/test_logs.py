@@ -95,3 +95,13 @@ def test_text_without_a_secret_is_left_alone() -> None:
     logs.redact(LONG_TOKEN)
     text = "OSS LIST dest-bucket/iproduction/88c6ca184c0e432bbf5b665e2a150000/: SignatureDoesNotMatch (HTTP 403)"
     assert logs.scrub(text) == text
+
+
+def test_a_piece_of_a_short_secret_at_any_offset_is_scrubbed() -> None:
+    """The quick test looks at every eighth offset only: a piece anywhere must still be found."""
+    secret = "0123456789abcdefghij"  # 20 characters: pieces start at offsets 0 to 4
+    logs.redact(secret)
+    for offset in range(5):
+        for pad in range(9):
+            text = "x" * pad + secret[offset:offset + logs.PIECE] + "y" * 7
+            assert secret[offset:offset + logs.PIECE] not in logs.scrub(text), (offset, pad)
