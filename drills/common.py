@@ -404,6 +404,6 @@ def timed(fn: Callable[[], DrillReport]) -> DrillReport:
     return report
 
 
-__all__ = ["AK", "DEST", "SECRET", "SECRETS", "SOURCE", "TOKEN", "Cloud", "Delivery", "DrillReport", "Ledger",
-           "audit_cloud", "audit_oss", "captured_text", "check_committed_files", "deliver", "intact",
-           "local_cloud", "normalised", "objects", "outcomes_of", "scan_secrets", "secret_forms", "timed"]
+__all__ = ["AK", "DEST", "DEST_SETTING_OPS", "SECRET", "SECRETS", "SOURCE", "TOKEN", "Cloud", "Delivery",
+           "DrillReport", "Ledger", "audit_cloud", "audit_oss", "captured_text", "check_committed_files", "deliver",
+           "intact", "local_cloud", "normalised", "objects", "outcomes_of", "scan_secrets", "secret_forms", "timed"]

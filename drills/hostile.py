@@ -297,7 +297,7 @@ def check_answer(body: bytes, tally: Counter[str]) -> str:
         reason = str(exc)
     except MPSWrongJobError:
         answered = json.loads(body).get("JobId")
-        assert answered and not (isinstance(answered, str) and answered.lower() == JOB), answered
+        assert answered not in (None, "") and not (isinstance(answered, str) and answered.lower() == JOB), answered
         return "error (an answer about another job: retried)"
     except TransientError:
         text = body.decode("utf-8", "replace").strip()
