@@ -193,6 +193,10 @@ class Ledger:
 
 
 # -- security checks -----------------------------------------------------------------------------
+#: The shortest piece of a secret that counts as a leak (what survives a message cut short).
+PIECE = 16
+
+
 def secret_forms(*secrets: str) -> set[str]:
     """A secret as it could leak: raw, URL-encoded (once, twice) and base64."""
     forms: set[str] = set()
@@ -203,15 +207,18 @@ def secret_forms(*secrets: str) -> set[str]:
 
 
 def scan_secrets(texts: Iterable[str], secrets: Iterable[str] = SECRETS) -> list[str]:
-    """Problems for every captured text that holds a secret in any of its forms."""
+    """Problems for every captured text that holds a secret in any of its forms, or a piece of
+    :data:`PIECE` characters of one."""
     forms = secret_forms(*secrets)
+    pieces = {form[i:i + PIECE] for form in forms for i in range(len(form) - PIECE + 1)} | forms
     problems = []
     for index, text in enumerate(texts):
-        for form in forms:
-            if form in text:
-                at = text.index(form)
+        for piece in pieces:
+            if piece in text:
+                at = text.index(piece)
                 context = text[max(0, at - 60): at].replace("\n", " ")
                 problems.append(f"credential leaked in captured output #{index}: …{context}<secret>")
+                break
     return problems
 
 
@@ -232,6 +239,10 @@ def settled(log: Any, quiet: float = 0.05, timeout: float = 5.0) -> list[dict[st
 def _list_prefix(entry: dict[str, Any]) -> str:
     query = parse_qs(urlsplit(entry.get("path") or "").query, keep_blank_values=True)
     return (query.get("prefix") or [""])[0]
+
+
+#: Reads of the destination bucket's own settings, not of objects.
+DEST_SETTING_OPS = frozenset({"GetBucketVersioning"})
 
 
 def audit_oss(entries: list[dict[str, Any]], *, dest_bucket: str, dest_prefix: str,
@@ -256,8 +267,8 @@ def audit_oss(entries: list[dict[str, Any]], *, dest_bucket: str, dest_prefix: s
             if bucket != dest_bucket or not key.startswith(dest_prefix):
                 problems.append(f"write outside {dest_bucket}/{dest_prefix}: {where}")
         elif bucket == dest_bucket:
-            # The destination's versioning state is a bucket setting, not an object outside the prefix.
-            if op != "GetBucketVersioning" and not key.startswith(dest_prefix):
+            # The destination's versioning state is read too (a bucket setting, no object).
+            if not key.startswith(dest_prefix) and op not in DEST_SETTING_OPS:
                 problems.append(f"destination read outside {dest_prefix}: {where}")
         elif bucket not in allowed:
             problems.append(f"read from a bucket outside SOURCE_BUCKETS: {where}")
@@ -396,6 +407,6 @@ def timed(fn: Callable[[], DrillReport]) -> DrillReport:
     return report
 
 
-__all__ = ["AK", "DEST", "SECRET", "SECRETS", "SOURCE", "TOKEN", "Cloud", "Delivery", "DrillReport", "Ledger",
-           "audit_cloud", "audit_oss", "captured_text", "check_committed_files", "deliver", "intact",
-           "local_cloud", "normalised", "objects", "outcomes_of", "scan_secrets", "secret_forms", "timed"]
+__all__ = ["AK", "DEST", "DEST_SETTING_OPS", "SECRET", "SECRETS", "SOURCE", "TOKEN", "Cloud", "Delivery",
+           "DrillReport", "Ledger", "audit_cloud", "audit_oss", "captured_text", "check_committed_files", "deliver",
+           "intact", "local_cloud", "normalised", "objects", "outcomes_of", "scan_secrets", "secret_forms", "timed"]

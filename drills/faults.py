@@ -53,6 +53,7 @@ OSS_OPS_SEQUENCES = {
     "PutObject": ["503", None, "reset", None, "slow", None, "500"],
     "DeleteObject": ["503", None, "reset", None, "slow"],
     "ListMultipartUploads": ["503", None, "reset"],
+    "GetBucketVersioning": ["503", None, "reset"],
     "AbortMultipartUpload": ["503", None, "reset"],
 }
 

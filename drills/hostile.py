@@ -56,10 +56,10 @@ from iproduction.config import load_settings  # noqa: E402
 from iproduction.credentials import Credentials, CredentialsSource  # noqa: E402
 from iproduction.errors import RejectedError, TransientError  # noqa: E402
 from iproduction.events import JOB_ID_RE, parse_event  # noqa: E402
-from iproduction.job import Action, job_from_answer, parse_output, result_files  # noqa: E402
+from iproduction.job import Action, job_from_answer, parse_output, result_files, result_missing  # noqa: E402
 from iproduction.layout import MAX_KEY_BYTES, manifest_key, plan_files  # noqa: E402
 from iproduction.manifest import build  # noqa: E402
-from iproduction.mps import MPSClient  # noqa: E402
+from iproduction.mps import MPSClient, MPSWrongJobError  # noqa: E402
 from iproduction.ratelimit import RateLimiter  # noqa: E402
 from iproduction.retry import RetryPolicy  # noqa: E402
 
@@ -277,6 +277,8 @@ def check_answer(body: bytes, tally: Counter[str]) -> str:
     """What the function makes of one answer: a job it would act on, or a classified refusal."""
     try:
         job = job_from_answer(JOB, _client(body).query_iproduction_job(JOB))
+        if job.action is Action.COPY and result_missing(job.result) is not None:
+            return "job-wait (Success without a result list yet)"
         if job.action is Action.COPY:
             location = parse_output(job.output, "cn-hangzhou")
             plans = plan_files(location.bucket, result_files(job.result), PREFIX, JOB)
@@ -293,6 +295,10 @@ def check_answer(body: bytes, tally: Counter[str]) -> str:
         return f"job-{job.action.value}"
     except RejectedError as exc:
         reason = str(exc)
+    except MPSWrongJobError:
+        answered = json.loads(body).get("JobId")
+        assert answered not in (None, "") and not (isinstance(answered, str) and answered.lower() == JOB), answered
+        return "error (an answer about another job: retried)"
     except TransientError:
         text = body.decode("utf-8", "replace").strip()
         assert not _is_object(text), "a JSON object answer was taken for a transient error"

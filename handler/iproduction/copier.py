@@ -213,7 +213,7 @@ class ServerSide:
             return xml_text(reply.body, "ETag").strip('"').upper()
 
         started = time.monotonic()
-        etag = await self.oss.call(attempt, f"copy {plan.source_url}", deadline, self.dest.region)
+        etag = await self.oss.call(attempt, f"copy {plan.source_url}", deadline, self.dest)
         self.timer.observe(info.size, time.monotonic() - started)
         if info.multipart_etag:
             # OSS keeps a multipart source's `-N` ETag, which says nothing of the bytes: check by HEAD.
@@ -238,7 +238,7 @@ class ServerSide:
             return Part(number, xml_text(reply.body, "ETag").strip('"'), size)
 
         started = time.monotonic()
-        part = await self.oss.call(attempt, f"copy part {number} of {plan.source_url}", deadline, self.dest.region)
+        part = await self.oss.call(attempt, f"copy part {number} of {plan.source_url}", deadline, self.dest)
         self.timer.observe(size, time.monotonic() - started)
         return part
 
@@ -308,7 +308,7 @@ class Streamed:
             return reply.etag, crc
 
         started = time.monotonic()
-        result = await self.oss.call(attempt, what, deadline, self.dest.region)
+        result = await self.oss.call(attempt, what, deadline, self.source)
         self.timer.observe(size, time.monotonic() - started)
         return result
 
@@ -462,7 +462,7 @@ class Copier:
             return xml_text(reply.body, "UploadId")
 
         upload_id = await self.oss.call(initiate, f"initiate multipart upload of {plan.dest_key}", deadline,
-                                        self.dest.region)
+                                        self.dest)
         try:
             ranges = part_ranges(info.size, self.settings.part_size, self.settings.copy_concurrency)
             parts = await settle([strategy.part(plan, info, upload_id, number, byte_range, deadline)
@@ -493,7 +493,7 @@ class Copier:
                     raise ExistsError(plan.dest_key) from None
                 raise
 
-        await self.oss.call(attempt, f"complete multipart upload of {plan.dest_key}", deadline, self.dest.region)
+        await self.oss.call(attempt, f"complete multipart upload of {plan.dest_key}", deadline, self.dest)
 
     async def abort(self, plan: FilePlan, upload_id: str, deadline: Deadline) -> None:
         """Best effort: an upload left open is also cleaned up by the sweep."""

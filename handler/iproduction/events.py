@@ -44,11 +44,13 @@ class ParsedEvent:
     sweep: bool = False
     refs: list[JobRef] = field(default_factory=list)
     rejected: list[BadMessage] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set, repr=False)
 
     def add(self, item: JobRef | BadMessage) -> None:
         if isinstance(item, BadMessage):
             self.rejected.append(item)
-        elif all(ref.job_id != item.job_id for ref in self.refs):  # a job once per event
+        elif item.job_id not in self._seen:  # a job once per event
+            self._seen.add(item.job_id)
             self.refs.append(item)
 
 
@@ -66,7 +68,9 @@ def job_ref(value: Any, message_id: str | None) -> JobRef | BadMessage:
 
 
 def _decode(raw: bytes | str) -> str | None:
-    """Event bytes as text: UTF-8 (BOM optional), or UTF-16/32 when a BOM says so."""
+    """Event bytes as text: UTF-8 (BOM optional), or UTF-16/32 when a BOM says so and what follows
+    reads as such text. Everything an event may hold (JSON, a job id, base64) begins with an ASCII
+    character: bytes after a BOM that decode to anything else are not UTF-16/32 text at all."""
     if isinstance(raw, str):
         return raw
     if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
@@ -76,9 +80,12 @@ def _decode(raw: bytes | str) -> str | None:
     else:
         encoding = "utf-8-sig"
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError:
         return None
+    if encoding != "utf-8-sig" and not text.lstrip()[:1].isascii():
+        return None
+    return text
 
 
 def _json(text: str) -> tuple[bool, Any]:
@@ -202,7 +209,7 @@ def parse_event(raw: bytes | str) -> ParsedEvent:
     text = _decode(raw)
     parsed = ParsedEvent(source="unknown")
     if text is None:
-        parsed.add(BadMessage("event is not text (not UTF-8/16/32)"))
+        parsed.add(BadMessage("event is not UTF-8 text"))
         return parsed
     ok, doc = _json(text)
     if ok and isinstance(doc, list):

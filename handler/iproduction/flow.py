@@ -6,7 +6,8 @@
       │  manifest.json found ───────────────────────────────────────→ already-committed (no MPS call)
     CHECK    the destination bucket has no versioning (read once per instance)
     QUERY    QueryIProductionJob (rate-capped) → State → job.next_action
-      ├─ WAIT  record the check; past PENDING_MAX_AGE_SECONDS ───────→ expired, else pending
+      ├─ WAIT  (also Success whose Result lists no files yet)
+      │        record the check; past PENDING_MAX_AGE_SECONDS ───────→ expired, else pending
       ├─ FAIL  commit a failure manifest ────────────────────────────→ job-failed
       └─ COPY  PLAN (source allowed? keys safe?) → COPY → COMMIT ─────→ committed
     CLEANUP  after any commit, delete the pending record
@@ -29,7 +30,7 @@ from .budget import Deadline
 from .copier import CopiedFile, abort_stale_uploads, settle
 from .errors import CollectorError, CommittedMeanwhileError, RejectedError
 from .events import BadMessage, parse_event
-from .job import KNOWN_STATES, Action, Job, job_from_answer, parse_output, result_files
+from .job import KNOWN_STATES, Action, Job, job_from_answer, parse_output, result_files, result_missing
 from .layout import job_prefix, manifest_key, plan_files
 from .oss import Listed
 from .outcomes import JobReport, Outcome, outcome_for, short
@@ -123,6 +124,10 @@ async def collect(rt: Runtime, job_id: str, deadline: Deadline) -> JobReport:
     except RejectedError:
         await forget(rt, record, deadline)
         raise
+    if job.action is Action.COPY and (missing := result_missing(job.result)) is not None:
+        # MPS does not promise that Result lists the files the moment State turns Success.
+        logs.warning("job.result_not_ready", state=job.state, reason=missing, mpsRequestId=job.request_id)
+        return await wait(rt, job, record, now, deadline, f"MPS state is {job.state} but {missing}")
     if job.action is Action.WAIT:
         return await wait(rt, job, record, now, deadline)
     if job.action is Action.FAIL:
@@ -139,9 +144,10 @@ async def collect(rt: Runtime, job_id: str, deadline: Deadline) -> JobReport:
     return report
 
 
-async def wait(rt: Runtime, job: Job, record: PendingRecord | None, now: float, deadline: Deadline) -> JobReport:
+async def wait(rt: Runtime, job: Job, record: PendingRecord | None, now: float, deadline: Deadline,
+               reason: str | None = None) -> JobReport:
     """The job is not finished: record the check, or expire it past ``PENDING_MAX_AGE_SECONDS``."""
-    if job.state.strip() not in KNOWN_STATES:
+    if job.state not in KNOWN_STATES:
         logs.warning("job.unknown_state", state=job.state)
     current = (record or new_record(job.job_id, now)).checked(job.state, now)
     if current.age(now) > rt.settings.pending_max_age:
@@ -150,7 +156,7 @@ async def wait(rt: Runtime, job: Job, record: PendingRecord | None, now: float, 
             f"still {job.state} {int(current.age(now))}s after it was first seen "
             f"(PENDING_MAX_AGE_SECONDS={rt.settings.pending_max_age})"))
     await rt.registry.save(current, deadline)
-    return JobReport(job.job_id, Outcome.PENDING, f"MPS state is {job.state}", state=job.state)
+    return JobReport(job.job_id, Outcome.PENDING, short(reason or f"MPS state is {job.state}"), state=job.state)
 
 
 async def copy(rt: Runtime, job: Job, existing: dict[str, Listed], key: str, deadline: Deadline) -> list[CopiedFile]:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import RejectedError
+from .errors import RejectedError, TransientError
 
 if TYPE_CHECKING:
     from .models import QueryJobAnswer
@@ -41,9 +41,9 @@ KNOWN_STATES = frozenset(_ACTIONS)
 def next_action(state: str) -> Action:
     """The state machine: ``Success`` → copy, ``Fail`` → failure manifest, the rest → wait.
 
-    Case-sensitive (surrounding whitespace aside): ``SUCCESS`` or ``Failed`` is not a documented
-    state, so it waits (and is logged as unknown) rather than committing a guess."""
-    return _ACTIONS.get(state.strip(), Action.WAIT)
+    Exactly as MPS spells it: ``SUCCESS``, ``Failed`` or `` Success `` is not a documented state, so
+    it waits (and is logged as unknown) rather than committing a guess."""
+    return _ACTIONS.get(state, Action.WAIT)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,8 @@ def job_from_answer(job_id: str, answer: QueryJobAnswer) -> Job:
         # mps.md §1.2: only RequestId (and JobId) come back for a job that is not an IProduction job.
         raise RejectedError("unknown job or not an intelligent-production job (MPS returned no State)")
     if answer.JobId and answer.JobId.lower() != job_id.lower():
-        raise RejectedError("MPS answered for a different job id")
+        # A fault on the way, not bad input: the job stays where it is (its pending record too).
+        raise TransientError("MPS answered for a different job id")
     return Job(
         job_id=job_id,
         state=answer.State,
@@ -131,6 +132,23 @@ def job_from_answer(job_id: str, answer: QueryJobAnswer) -> Job:
         result=decode_result(answer.Result),
         request_id=answer.RequestId,
     )
+
+
+def result_missing(result: JobResult) -> str | None:
+    """Why a ``Success`` answer does not list the job's files yet, or None when it does (or when it is
+    unreadable: :func:`result_files` rejects that).
+
+    MPS does not promise that ``Result`` is filled in the moment ``State`` turns ``Success``: an empty
+    or absent ``Result``, or a ``Data`` without a ``result`` list, is not finished yet. A ``result``
+    list that is empty (a function whose output is not files) is an answer."""
+    if result.data_error:
+        return None
+    data = result.data
+    if data is None:
+        return "its Result has no Data yet"
+    if not isinstance(data, dict) or data.get("result", data.get("Result")) is None:
+        return "its Result.Data has no result list yet"
+    return None
 
 
 def result_files(result: JobResult) -> list[str]:

@@ -40,7 +40,9 @@ def expired_key(dest_prefix: str, job_id: str) -> str:
     return f"{dest_prefix}_expired/{job_id}"
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+#: C0 and C1 controls, DEL, and the bidirectional marks, embeddings, overrides and isolates (a key that
+#: shows in another order than it is stored): Unicode's Cc and the bidi formatting characters of UAX #9.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _unsafe(text: str) -> str | None:
@@ -84,8 +86,11 @@ def plan_files(source_bucket: str, keys: list[str], dest_prefix: str, job_id: st
     plans = []
     for key in keys:
         name = "/".join(key.split("/")[len(common):])
-        if name == MANIFEST_NAME:
-            raise RejectedError(f"result file {_show(key)} would overwrite the job's {MANIFEST_NAME}")
+        if name == MANIFEST_NAME or name.endswith("/" + MANIFEST_NAME):
+            # The commit marker must be the one object under the job's prefix whose name is exactly
+            # manifest.json: a downstream trigger on the suffix "/manifest.json" then fires once, on it.
+            raise RejectedError(f"result file {_show(key)} would be named {MANIFEST_NAME} under the job's prefix, "
+                                "the name of its commit marker")
         dest_key = base + name
         if len(dest_key.encode("utf-8")) > MAX_KEY_BYTES:
             raise RejectedError(f"destination key for {_show(key)} would be longer than {MAX_KEY_BYTES} bytes")

@@ -4,11 +4,13 @@ A line is JSON (``LOG_FORMAT=json``, the default: what a log query reads) or, fo
 console (``LOG_FORMAT=pretty``), ``<UTC time> <LEVEL> [request id] [job id] <event> key=value ...``.
 ``request_id`` and ``job_id`` live in context variables; worker threads get them through
 :func:`submit`. Every registered secret is replaced by ``***`` in the final line, whatever
-code path produced it (exception texts included), in either format.
+code path produced it (exception texts included), in either format, in every encoding a server or library may echo
+it in, and so is any piece of :data:`PIECE` characters of one (what survives a text cut short).
 """
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import json
 import sys
@@ -28,7 +30,11 @@ LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 FORMATS = ("json", "pretty")
 _level = LEVELS["INFO"]
 _format = "json"
+#: The shortest piece of a secret that is scrubbed where it appears on its own.
+PIECE = 16
 _secrets: set[str] = set()
+_pieces: set[str] = set()  # every PIECE-character piece of every form of every secret
+_halves: set[str] = set()  # every PIECE // 2-character piece of the same: a quick test that a text holds none
 _secrets_lock = threading.Lock()
 _write_lock = threading.Lock()
 
@@ -41,26 +47,65 @@ def configure(level: str = "INFO", form: str = "json") -> None:
     _level, _format = LEVELS[level.upper()], form.lower()
 
 
+def secret_forms(value: str) -> set[str]:
+    """``value`` as a server or library may echo it: raw, percent-encoded once and twice (with the
+    safe sets of RFC 3986, of ``urllib`` and of OSS paths) and base64 (standard and URL-safe)."""
+    forms = {value}
+    for safe in ("", "~", "/", "~/"):
+        once = quote(value, safe=safe)
+        forms.update({once, quote(once, safe=""), quote(once, safe=safe)})
+    raw = value.encode("utf-8")
+    forms.update({base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()})
+    return forms
+
+
 def redact(*values: str | None) -> None:
-    """Register values that must never appear in a log line (also in their URL-encoded forms, as
-    an error message quoting a signed query string would show them)."""
-    forms = set()
+    """Register values that must never appear in a log line, a result or an exception, in any of
+    :func:`secret_forms`, whole or as a piece of :data:`PIECE` characters or more."""
+    forms: set[str] = set()
     for value in values:
         if value and len(value) >= 4:
-            once = quote(value, safe="")
-            forms.update({value, once, quote(once, safe=""), quote(value, safe="~"), quote(value, safe="/")})
+            forms |= secret_forms(value)
+    pieces = {form[i:i + PIECE] for form in forms for i in range(len(form) - PIECE + 1)}
+    halves = {form[i:i + PIECE // 2] for form in forms for i in range(len(form) - PIECE // 2 + 1)}
     with _secrets_lock:
         _secrets.update(forms)
+        _pieces.update(pieces)
+        _halves.update(halves)
 
 
 def scrub(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
+    """``text`` with every registered secret, and every piece of one, replaced by ``***``."""
     with _secrets_lock:
         secrets = sorted(_secrets, key=len, reverse=True)
+        pieces = _pieces
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, "***")
-    return text
+    if not pieces or len(text) < PIECE:
+        return text
+    # A piece at p holds text[q:q + PIECE // 2] for the one multiple q of PIECE // 2 in [p, p + PIECE // 2),
+    # itself a piece of half the length: a text with none at those offsets holds no piece (a quick test).
+    half, size = PIECE // 2, len(text)
+    if _halves.isdisjoint(map(text.__getitem__, map(slice, range(0, size - half + 1, half),
+                                                    range(half, size + 1, half)))):
+        return text
+    # What is left of a secret cut short: mark every character a known piece covers, then blank them.
+    covered = [False] * len(text)
+    found = False
+    for i in range(len(text) - PIECE + 1):
+        if text[i:i + PIECE] in pieces:
+            covered[i:i + PIECE] = [True] * PIECE
+            found = True
+    if not found:
+        return text
+    out: list[str] = []
+    for i, char in enumerate(text):
+        if not covered[i]:
+            out.append(char)
+        elif i == 0 or not covered[i - 1]:
+            out.append("***")
+    return "".join(out)
 
 
 def _utc(now: float, separator: str = "T", zone: str = "Z") -> str:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from . import retry, signing
+from . import logs, retry, signing
 from .budget import Deadline
 from .credentials import CredentialsSource
 from .errors import CredentialsError, RejectedError, TransientError
@@ -59,6 +61,10 @@ class MPSNetworkError(MPSError, TransientError):
     """No answer (connection refused or reset, timeout): retried."""
 
 
+class MPSWrongJobError(MPSError, TransientError):
+    """An answer about another job than the one asked: a fault on the way, retried like a 5xx."""
+
+
 class MPSAuthError(MPSError, CredentialsError):
     """Credentials or permissions refused: not retried, but the job is ``error`` (trigger retries)."""
 
@@ -82,8 +88,26 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+#: Where an error message starts echoing what the server signed (``SignatureDoesNotMatch``: "server string
+#: to sign is:...", which holds the SecurityToken, percent-encoded, or the canonical request's headers).
+_ECHO_RE = re.compile(r"\s*(?:server\s+)?(?:string\s*to\s*sign|canonical\s+request)", re.IGNORECASE)
+MESSAGE_LIMIT = 300
+
+
+def message_text(message: object) -> str:
+    """An error answer's message as it may leave the function: without anything the server says it
+    signed, every secret scrubbed from the whole text *before* it is cut to :data:`MESSAGE_LIMIT`."""
+    text = str(message)
+    echo = _ECHO_RE.search(text)
+    if echo is not None:
+        text = text[:echo.start()].rstrip(" :.,;") + " (what the server signed is not shown)"
+    text = logs.scrub(text)
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT - 1] + "…"
+
+
 def error_from_response(response: httpx.Response) -> MPSError:
-    """Map an error answer to the typed exception (never echoing anything but the answer's text)."""
+    """Map an error answer to the typed exception (never echoing anything but the answer's text, and
+    never what the server says it signed)."""
     code = message = request_id = None
     try:
         body = response.json()
@@ -102,7 +126,7 @@ def error_from_response(response: httpx.Response) -> MPSError:
             retry_after = None
     status = response.status_code
     code = str(code) if code else None
-    text = f"MPS {code or 'error'} (HTTP {status})" + (f": {str(message)[:300]}" if message else "")
+    text = f"MPS {code or 'error'} (HTTP {status})" + (f": {message_text(message)}" if message else "")
     kwargs: dict[str, Any] = {"code": code, "status": status, "request_id": request_id,
                               "retry_after": retry_after}
     if (code and code.startswith("Throttling")) or code == "Rejected.Throttling" or status == 429:
@@ -125,6 +149,8 @@ def classify(exc: Exception) -> retry.Verdict:
         return retry.Verdict(True, exc.retry_after, "mps-5xx")
     if isinstance(exc, MPSNetworkError):
         return retry.Verdict(True, None, "mps-network")
+    if isinstance(exc, MPSWrongJobError):
+        return retry.Verdict(True, None, "mps-wrong-job")
     return retry.Verdict(False)
 
 
@@ -152,14 +178,19 @@ class MPSClient:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None) -> dict[str, Any]:
-        """One RPC action with retries; returns the decoded JSON answer."""
+    async def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None,
+                   check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """One RPC action with retries; returns the decoded JSON answer. ``check`` reads each answer and
+        raises (a retried error, or not) when it is not usable."""
         async def attempt() -> dict[str, Any]:
             try:
-                return await self.attempt(action, params, deadline)
+                body = await self.attempt(action, params, deadline)
             except MPSThrottledError:
                 self.limiter.throttled()  # the instance's share of the account's quota is smaller
                 raise
+            if check is not None:
+                check(body)
+            return body
 
         return await retry.run(attempt, classify, deadline=deadline, policy=self.policy, stats=self.stats)
 
@@ -167,7 +198,13 @@ class MPSClient:
         """The job's answer (``QueryIProductionJob``)."""
         from .models import QueryJobAnswer
 
-        body = await self.call("QueryIProductionJob", {"JobId": job_id}, deadline)
+        def same_job(body: dict[str, Any]) -> None:
+            answered = QueryJobAnswer.model_validate(body).JobId  # as the job model will read it
+            if answered and answered.lower() != job_id.lower():
+                raise MPSWrongJobError(f"MPS answered for another job ({answered[:40]!r}) than the one asked",
+                                       request_id=body.get("RequestId"))
+
+        body = await self.call("QueryIProductionJob", {"JobId": job_id}, deadline, check=same_job)
         return QueryJobAnswer.model_validate(body)
 
     def signed(self, action: str, params: dict[str, str]) -> tuple[str, dict[str, str]]:

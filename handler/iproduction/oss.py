@@ -205,16 +205,17 @@ def describe_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def translate(exc: BaseException, what: str, region: str | None = None) -> CollectorError:
-    """An exception (after retries) as the function's own error."""
+def translate(exc: BaseException, what: str, bucket: Bucket | None = None) -> CollectorError:
+    """An exception (after retries) as the function's own error. A refused signature names the region
+    it was signed for: a V4 signature names one, and a bucket in another refuses it."""
     if isinstance(exc, CollectorError):
         return exc
     text = f"OSS {what}: {describe_error(exc)}"
     if isinstance(exc, oss_errors.ServerError) and (exc.status in (401, 403) or
                                                     (exc.code or "").startswith(AUTH_CODES)):
-        if exc.code == "SignatureDoesNotMatch" and region:
-            text += (f"; the request was signed for region {region}: check the region (DEST_REGION, or the "
-                     "region in the job's Output), the bucket may be in another")
+        if exc.code == "SignatureDoesNotMatch" and bucket is not None:
+            text += (f": the request was signed for region {bucket.region}; bucket {bucket.name} may be in another "
+                     "region (check DEST_REGION, or the region in the job's Output)")
         return CredentialsError(text)
     return TransientError(text)
 
@@ -306,7 +307,7 @@ class OSSClient:
             data = b"" if method == "HEAD" else await response.read()
             return Reply(response.status, response.headers, data)
 
-    async def call(self, attempt: Any, what: str, deadline: Deadline | None, region: str | None = None) -> Any:
+    async def call(self, attempt: Any, what: str, deadline: Deadline | None, bucket: Bucket | None = None) -> Any:
         """``await attempt()`` with retries; failures come out translated (a request cut at the
         deadline is the time budget's end)."""
         try:
@@ -314,9 +315,9 @@ class OSSClient:
         except asyncio.TimeoutError:
             if deadline is not None and deadline.expired():
                 raise BudgetExceededError(f"time budget exhausted: OSS {what} was cut at the deadline") from None
-            raise translate(asyncio.TimeoutError(), what, region) from None
+            raise translate(asyncio.TimeoutError(), what, bucket) from None
         except (oss_errors.OssError, aiohttp.ClientError) as exc:
-            raise translate(exc, what, region) from None
+            raise translate(exc, what, bucket) from None
 
     # -- operations --------------------------------------------------------------------------
     async def head(self, bucket: Bucket, key: str, deadline: Deadline | None) -> ObjectInfo | None:
@@ -330,7 +331,7 @@ class OSSClient:
                 return None
             return object_info(reply.headers)
 
-        return await self.call(attempt, f"HEAD {bucket.name}/{key}", deadline, bucket.region)
+        return await self.call(attempt, f"HEAD {bucket.name}/{key}", deadline, bucket)
 
     async def list_prefix(self, bucket: Bucket, prefix: str, deadline: Deadline | None) -> dict[str, Listed]:
         """Every object under ``prefix`` (one request per 1000 keys)."""
@@ -345,7 +346,7 @@ class OSSClient:
                 reply = await self.send("GET", bucket, "", deadline, params=params)
                 return parse_listing(reply.body)
 
-            page, token = await self.call(attempt, f"LIST {bucket.name}/{prefix}", deadline, bucket.region)
+            page, token = await self.call(attempt, f"LIST {bucket.name}/{prefix}", deadline, bucket)
             found.update((item.key, item) for item in page)
         return found
 
@@ -359,7 +360,7 @@ class OSSClient:
             check_read(reply.body, reply.crc, reply.request_id)
             return reply.body
 
-        return await self.call(attempt, f"GET {bucket.name}/{key}", deadline, bucket.region)
+        return await self.call(attempt, f"GET {bucket.name}/{key}", deadline, bucket)
 
     async def get_json(self, bucket: Bucket, key: str, deadline: Deadline | None) -> Any | None:
         """A small JSON object's content, or None when it does not exist or is not JSON."""
@@ -391,7 +392,7 @@ class OSSClient:
                                                    reply.request_id)
             return reply
 
-        return await self.call(attempt, f"PUT {bucket.name}/{key}", deadline, bucket.region)
+        return await self.call(attempt, f"PUT {bucket.name}/{key}", deadline, bucket)
 
     async def put_json(self, bucket: Bucket, key: str, document: Any, deadline: Deadline | None, *,
                        forbid_overwrite: bool = False) -> Reply | None:
@@ -403,7 +404,7 @@ class OSSClient:
         async def attempt() -> None:
             await self.send("DELETE", bucket, key, deadline)
 
-        await self.call(attempt, f"DELETE {bucket.name}/{key}", deadline, bucket.region)
+        await self.call(attempt, f"DELETE {bucket.name}/{key}", deadline, bucket)
 
     async def versioning(self, bucket: Bucket, deadline: Deadline | None) -> str | None:
         """The bucket's versioning state (``Enabled``, ``Suspended``), or None if never enabled."""
@@ -411,7 +412,7 @@ class OSSClient:
             reply = await self.send("GET", bucket, "", deadline, params={"versioning": ""})
             return xml_text(reply.body, "Status") or None
 
-        return await self.call(attempt, f"GetBucketVersioning {bucket.name}", deadline, bucket.region)
+        return await self.call(attempt, f"GetBucketVersioning {bucket.name}", deadline, bucket)
 
     async def list_uploads(self, bucket: Bucket, prefix: str, deadline: Deadline | None) -> list[Upload]:
         """Every multipart upload in progress under ``prefix``."""
@@ -427,7 +428,7 @@ class OSSClient:
                 return parse_uploads(reply.body)
 
             page, markers = await self.call(attempt, f"list uploads under {bucket.name}/{prefix}", deadline,
-                                            bucket.region)
+                                            bucket)
             found.extend(page)
         return found
 
@@ -438,5 +439,5 @@ class OSSClient:
             except oss_errors.NoSuchUpload:
                 return
 
-        await self.call(attempt, f"abort upload of {bucket.name}/{key}", deadline, bucket.region)
+        await self.call(attempt, f"abort upload of {bucket.name}/{key}", deadline, bucket)
 

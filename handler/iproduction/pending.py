@@ -15,6 +15,7 @@ from typing import Any
 from . import logs
 from .budget import Deadline
 from .config import Settings
+from .errors import CollectorError
 from .events import JOB_ID_RE
 from .layout import expired_key, pending_key
 from .oss import Bucket, OSSClient
@@ -91,14 +92,32 @@ class PendingRegistry:
         await self.delete(record.job_id, deadline)
 
     async def job_ids(self, deadline: Deadline | None) -> list[str]:
-        """Every job in the registry, least recently checked first."""
+        """Every job in the registry, least recently checked first (each once, in lower case)."""
         prefix = pending_key(self.settings.dest_prefix, "")
         listed = await self.oss.list_prefix(self.dest, prefix, deadline)
-        ids = []
+        ids: dict[str, None] = {}
         for item in sorted(listed.values(), key=lambda item: (item.last_modified, item.key)):
             job_id = item.key[len(prefix):]
-            if JOB_ID_RE.match(job_id):
-                ids.append(job_id.lower())
-            else:
+            if not JOB_ID_RE.match(job_id):
                 logs.warning("pending.ignored", key=item.key, reason="not a job id")
-        return ids
+                continue
+            if job_id != job_id.lower():
+                await self.normalise(job_id, pending_key(self.settings.dest_prefix, job_id.lower()) in listed, deadline)
+            ids[job_id.lower()] = None
+        return list(ids)
+
+    async def normalise(self, job_id: str, lower_exists: bool, deadline: Deadline | None) -> None:
+        """Move a record stored under an upper-case job id to the lower-case key every other path uses
+        (job ids are case-insensitive and always handled in lower case). Written first, deleted after:
+        a crash in between leaves both, and the next sweep finishes the move."""
+        key = pending_key(self.settings.dest_prefix, job_id)
+        try:
+            if not lower_exists:
+                doc = await self.oss.get_json(self.dest, key, deadline)
+                if doc is not None:
+                    await self.save(PendingRecord.from_doc(job_id.lower(), doc, time.time()), deadline)
+            await self.oss.delete(self.dest, key, deadline)
+        except CollectorError as exc:
+            logs.warning("pending.not_normalised", key=key, error=str(exc))
+            return
+        logs.info("pending.normalised", key=key)

@@ -35,7 +35,7 @@ DRAIN_LIMIT = 64 << 20
 # Subresources (other than the ones emulated) that make a request an unsupported operation.
 _UNSUPPORTED = {name for name in V1_SUBRESOURCES if not name.startswith("response-")} - {
     "uploadId", "partNumber", "uploads", "objectMeta", "location", "versionId", "security-token",
-    "continuation-token", "versioning"}
+    "continuation-token", "versioning", "versions"}
 
 
 def pick_op(method: str, bucket: str, key: str, params: dict[str, str], copy: bool) -> str:
@@ -46,13 +46,15 @@ def pick_op(method: str, bucket: str, key: str, params: dict[str, str], copy: bo
         return "Unsupported"
     multipart = "uploadId" in params
     if not key:
+        if "versioning" in params:
+            return {"GET": "GetBucketVersioning", "PUT": "PutBucketVersioning"}.get(method, "Unsupported")
         if method == "GET":
+            if "versions" in params:
+                return "ListObjectVersions"
             if "uploads" in params:
                 return "ListMultipartUploads"
             if "location" in params:
                 return "GetBucketLocation"
-            if "versioning" in params:
-                return "GetBucketVersioning"
             return "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects"
         return "PutBucket" if method == "PUT" and not params else "Unsupported"
     if method == "PUT":
@@ -253,20 +255,21 @@ class HandlerCore(EmulatorHandler):
         if modified is not None and record.last_modified <= modified:
             raise OssError("NotModified")
 
-    def parse_copy_source(self) -> tuple[str, str]:
-        """``/bucket/%-encoded-key[?versionId=...]`` -> (bucket, key)."""
+    def parse_copy_source(self) -> tuple[str, str, str | None]:
+        """``/bucket/%-encoded-key[?versionId=...]`` -> (bucket, key, version id or None)."""
         value = self.header("x-oss-copy-source")
-        path = value.split("?", 1)[0]
+        path, _, query = value.partition("?")
+        version_id = dict(parse_qsl(query)).get("versionId") if query else None
         bucket, _, key = path[1:].partition("/")
         if not value.startswith("/") or not bucket or not key:
             raise invalid_argument("x-oss-copy-source", value, "Copy Source must mention the source bucket "
                                    "and key: /sourcebucket/sourcekey.")
         self.log_fields.update(source_bucket=bucket, source_key=unquote(key))
-        return bucket, unquote(key)
+        return bucket, unquote(key), version_id
 
     def copy_source(self, target: Bucket) -> ObjectRecord:
         """The record ``x-oss-copy-source`` names, after the region and condition checks."""
-        bucket_name, key = self.parse_copy_source()
+        bucket_name, key, version_id = self.parse_copy_source()
         source_bucket = self.read_bucket(bucket_name)
         if source_bucket.region != target.region:
             raise invalid_argument(
@@ -274,7 +277,13 @@ class HandlerCore(EmulatorHandler):
                 f"The source bucket {bucket_name} is in region {source_bucket.region} but the target "
                 f"bucket {target.name} is in region {target.region}: server-side copy only works within "
                 "one region.")
-        record = self.oss.store.get(bucket_name, key)
+        if version_id is None:
+            record = self.oss.store.get(bucket_name, key)
+        else:
+            record = self.oss.store.version(bucket_name, key, version_id)
+            if record.delete_marker:
+                raise invalid_argument("x-oss-copy-source", self.header("x-oss-copy-source"),
+                                       "The source version is a delete marker.")
         self.check_conditions(record, "x-oss-copy-source-")
         return record
 

@@ -9,6 +9,8 @@ MESSAGES: dict[str, tuple[int, str]] = {
                                    "provided. Check your key and signing method."),
     "NoSuchBucket": (404, "The specified bucket does not exist."),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchVersion": (404, "The specified version does not exist."),
+    "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
     "NoSuchUpload": (404, "The specified upload does not exist. The upload ID may be invalid, or the "
                           "upload may have been aborted or completed."),
     "FileAlreadyExists": (409, "The object you specified already exists and can not be overwritten."),

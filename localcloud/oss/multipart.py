@@ -31,7 +31,7 @@ class MultipartOps(HandlerCore):
     def op_InitiateMultipartUpload(self) -> None:
         bucket = self.write_bucket()
         self.read_body()
-        if self.flag("x-oss-forbid-overwrite") and self.oss.store.exists(bucket.name, self.key):
+        if self.oss.store.refuses_overwrite(bucket.name, self.key, self.flag("x-oss-forbid-overwrite")):
             raise OssError("FileAlreadyExists", Key=self.key)
         content_type, meta, standard = self.request_metadata()
         upload = self.oss.store.create_upload(bucket.name, self.key, content_type, meta, standard)
@@ -89,15 +89,15 @@ class MultipartOps(HandlerCore):
             else:
                 wanted = xmlio.parse_complete(body)
             parts = self.check_parts(upload, wanted)
-            if self.flag("x-oss-forbid-overwrite") and store.exists(self.bucket_name, self.key):
+            if store.refuses_overwrite(self.bucket_name, self.key, self.flag("x-oss-forbid-overwrite")):
                 raise OssError("FileAlreadyExists", Key=self.key)
             content = CompositeContent([(part.content, 0, part.content.size) for part in parts])
             record = ObjectRecord(self.key, content, multipart_etag([part.etag for part in parts]),
                                   upload.content_type, upload.meta, upload.headers, "Multipart",
                                   all(part.has_crc for part in parts))
-            store.put(self.bucket_name, record)
+            version = store.put(self.bucket_name, record)
             store.finish_upload(self.bucket_name, self.key, upload.upload_id)
-        headers = {"ETag": f'"{record.etag}"'}
+        headers = {"ETag": f'"{record.etag}"', **({} if version is None else {"x-oss-version-id": version})}
         if record.crc is not None:
             headers["x-oss-hash-crc64ecma"] = str(record.crc)
         enc = self.encoder()

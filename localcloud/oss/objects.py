@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from xml.etree import ElementTree
 
 from localcloud.common import DroppedError, http_date
 
@@ -19,22 +20,39 @@ _RESPONSE_OVERRIDES = {"response-content-type": "Content-Type", "response-conten
                        "response-content-encoding": "Content-Encoding"}
 
 
+def version_header(version: str | None) -> dict[str, str]:
+    """``x-oss-version-id`` of a write or delete in a bucket with versioning (none otherwise)."""
+    return {} if version is None else {"x-oss-version-id": version}
+
+
 class ObjectOps(HandlerCore):
     # -- single objects ---------------------------------------------------------------------
     def op_PutObject(self) -> None:
         bucket = self.write_bucket()
         forbid = self.flag("x-oss-forbid-overwrite")
-        if forbid and self.oss.store.exists(bucket.name, self.key):
+        if self.oss.store.refuses_overwrite(bucket.name, self.key, forbid):
             raise OssError("FileAlreadyExists", Key=self.key)
         content_type, meta, standard = self.request_metadata()
         content, md5 = self.receive_body()
         record = ObjectRecord(self.key, content, md5, content_type, meta, standard)
-        self.oss.store.put(bucket.name, record, forbid_overwrite=forbid)
+        version = self.oss.store.put(bucket.name, record, forbid_overwrite=forbid)
         self.answer(200, {"ETag": f'"{md5}"', "x-oss-hash-crc64ecma": str(content.crc),
-                          "Content-MD5": base64.b64encode(bytes.fromhex(md5)).decode()}, content_type=None)
+                          "Content-MD5": base64.b64encode(bytes.fromhex(md5)).decode(),
+                          **version_header(version)}, content_type=None)
+
+    def requested(self) -> ObjectRecord:
+        """The object a GET or HEAD asks for: the current one, or the ``versionId`` given."""
+        version_id = self.params.get("versionId")
+        if version_id is None:
+            return self.oss.store.get(self.bucket_name, self.key)
+        record = self.oss.store.version(self.bucket_name, self.key, version_id)
+        if record.delete_marker:  # OSS: 405 for a GET/HEAD of a delete marker's version
+            raise OssError("MethodNotAllowed", "The specified method is not allowed against this resource.",
+                           status=405)
+        return record
 
     def op_GetObject(self) -> None:
-        record = self.oss.store.get(self.bucket_name, self.key)
+        record = self.requested()
         self.check_conditions(record)
         headers = self.object_headers(record)
         content_type = record.content_type
@@ -81,7 +99,7 @@ class ObjectOps(HandlerCore):
             raise DroppedError
 
     def op_HeadObject(self) -> None:
-        record = self.oss.store.get(self.bucket_name, self.key)
+        record = self.requested()
         self.check_conditions(record)
         self.answer(200, self.object_headers(record), content_type=record.content_type, length=record.size)
 
@@ -92,14 +110,17 @@ class ObjectOps(HandlerCore):
 
     def op_DeleteObject(self) -> None:
         self.read_bucket()
-        self.oss.store.delete(self.bucket_name, self.key)
-        self.answer(204, content_type=None)
+        version, marker = self.oss.store.delete(self.bucket_name, self.key, self.params.get("versionId"))
+        headers = version_header(version)
+        if marker:
+            headers["x-oss-delete-marker"] = "true"
+        self.answer(204, headers, content_type=None)
 
     def op_CopyObject(self) -> None:
         target = self.write_bucket()
         source = self.copy_source(target)
         forbid = self.flag("x-oss-forbid-overwrite")
-        if forbid and self.oss.store.exists(target.name, self.key):
+        if self.oss.store.refuses_overwrite(target.name, self.key, forbid):
             raise OssError("FileAlreadyExists", Key=self.key)
         directive = self.header("x-oss-metadata-directive", "COPY").upper()
         if directive not in ("COPY", "REPLACE"):
@@ -120,8 +141,8 @@ class ObjectOps(HandlerCore):
             etag = content_md5(content)
         record = ObjectRecord(self.key, content, etag, content_type, meta, standard,
                               source.object_type, source.has_crc and bool(self.setting("crc_on_copy")))
-        self.oss.store.put(target.name, record, forbid_overwrite=forbid)
-        headers = {"ETag": f'"{record.etag}"'}
+        version = self.oss.store.put(target.name, record, forbid_overwrite=forbid)
+        headers = {"ETag": f'"{record.etag}"', **version_header(version)}
         if record.crc is not None:
             headers["x-oss-hash-crc64ecma"] = str(record.crc)
         body = xmlio.render("CopyObjectResult", [("ETag", f'"{record.etag}"'),
@@ -181,7 +202,52 @@ class ObjectOps(HandlerCore):
             ("KeyCount", len(listing.objects) + len(listing.prefixes))])
         self.answer(200, body=body)
 
+    def op_ListObjectVersions(self) -> None:
+        self.read_bucket()
+        prefix, delimiter = self.params.get("prefix", ""), self.params.get("delimiter", "")
+        key_marker, version_marker = self.params.get("key-marker", ""), self.params.get("version-id-marker", "")
+        max_keys = self.int_param("max-keys", 100, 1000)
+        listing = self.oss.store.list_versions(self.bucket_name, prefix=prefix, delimiter=delimiter,
+                                               key_marker=key_marker, version_id_marker=version_marker,
+                                               max_keys=max_keys)
+        enc = self.encoder()
+        entries: list[tuple[str, xmlio.Value]] = []
+        for record, latest in listing.versions:
+            common: list[tuple[str, xmlio.Value]] = [
+                ("Key", enc(record.key)), ("VersionId", record.version_id or "null"), ("IsLatest", latest),
+                ("LastModified", xmlio.iso8601(record.last_modified))]
+            if record.delete_marker:
+                entries.append(("DeleteMarker", [*common, ("Owner", OWNER)]))
+            else:
+                entries.append(("Version", [*common, ("ETag", f'"{record.etag}"'), ("Type", record.object_type),
+                                            ("Size", record.size), ("StorageClass", "Standard"), ("Owner", OWNER)]))
+        entries += [("CommonPrefixes", [("Prefix", enc(p))]) for p in listing.prefixes]
+        body = xmlio.render("ListVersionsResult", [
+            ("Name", self.bucket_name), ("Prefix", enc(prefix)), ("KeyMarker", enc(key_marker)),
+            ("VersionIdMarker", version_marker), ("MaxKeys", max_keys), ("Delimiter", enc(delimiter)),
+            ("EncodingType", self.params.get("encoding-type")), ("IsTruncated", listing.truncated),
+            ("NextKeyMarker", enc(listing.next_key_marker) if listing.truncated else None),
+            ("NextVersionIdMarker", listing.next_version_id_marker if listing.truncated else None),
+            *entries])
+        self.answer(200, body=body)
+
     # -- buckets ----------------------------------------------------------------------------
+    def op_PutBucketVersioning(self) -> None:
+        self.read_bucket()
+        try:
+            status = (ElementTree.fromstring(self.read_body()).findtext("Status") or "").strip()
+        except ElementTree.ParseError as exc:
+            raise OssError("MalformedXML") from exc
+        if status not in ("Enabled", "Suspended"):
+            raise OssError("MalformedXML")
+        self.oss.store.set_versioning(self.bucket_name, status)
+        self.answer(200, content_type=None)
+
+    def op_GetBucketVersioning(self) -> None:
+        bucket = self.read_bucket()
+        body = xmlio.render("VersioningConfiguration", [("Status", bucket.versioning)])
+        self.answer(200, body=body)
+
     def op_PutBucket(self) -> None:
         self.read_body()
         region = self.sign_region or self.setting("default_region")
@@ -192,10 +258,6 @@ class ObjectOps(HandlerCore):
     def op_GetBucketLocation(self) -> None:
         bucket = self.read_bucket()
         self.answer(200, body=xmlio.render_text("LocationConstraint", f"oss-{bucket.region}"))
-
-    def op_GetBucketVersioning(self) -> None:
-        self.read_bucket()  # buckets here never have versioning
-        self.answer(200, body=b'<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration/>')
 
     def op_ListBuckets(self) -> None:
         with self.oss.store.lock:

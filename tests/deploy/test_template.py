@@ -124,10 +124,10 @@ def test_ram_policy_is_least_privilege() -> None:
     actions = {a for s in policy["Statement"] for a in s["Action"]}
     assert actions == {"mts:QueryIProductionJob", "oss:GetObject", "oss:PutObject", "oss:DeleteObject",
                        "oss:AbortMultipartUpload", "oss:ListParts", "oss:ListObjects", "oss:ListMultipartUploads",
-                       "mns:SendMessage"}
+                       "oss:GetBucketVersioning", "mns:SendMessage"}
     for statement in policy["Statement"]:
         assert not any(a.endswith("*") for a in statement["Action"])
         if any(a in ("oss:PutObject", "oss:DeleteObject") for a in statement["Action"]):
             assert statement["Resource"] == ["acs:oss:*:*:dest-bucket/iproduction/*"]
-        if "mns:SendMessage" in statement["Action"]:  # failed timer runs go to the dead-letter queue
+        if "mns:SendMessage" in statement["Action"]:  # only to the queue failed async invocations go to
             assert statement["Resource"] == ["acs:mns:*:*:/queues/mps-iproduction-dlq/messages"]

@@ -15,7 +15,8 @@ from localcloud.oss import OssAdmin, OssEmulator
 
 AK = "LTAI5tFunctionalTestKey01"
 SECRET = "functional-secret-do-not-log-0123456789"
-TOKEN = "CAIS-functional-sts-token/+="
+#: Shaped like an STS SecurityToken: "CAIS" and hundreds of base64 characters ('+', '/', '=' among them).
+TOKEN = "CAIS-functional-sts-token/+=" + "".join(f"{n:03d}Ab+cD/eF" for n in range(48)) + "=="
 SOURCE = "example-bucket"
 DEST = "dest-bucket"
 REGION = "cn-hangzhou"

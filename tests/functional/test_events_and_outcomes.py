@@ -89,18 +89,30 @@ def test_already_committed_copies_and_writes_nothing_again(cloud: Cloud) -> None
     assert cloud.oss_admin.read(DEST, f"iproduction/{JOB}/manifest.json") == manifest
 
 
-def test_the_lookup_comes_first_and_a_committed_job_is_never_queried(cloud: Cloud) -> None:
-    """LOOKUP, then QUERY: a redelivered, committed job spends none of the account's MPS calls."""
+def test_a_committed_job_costs_no_mps_call_and_the_query_waits_for_the_lookup(cloud: Cloud) -> None:
+    """LOOKUP, then QUERY: a redelivered job whose manifest exists spends none of the account's MPS
+    calls, however slow the lookup (contract: already-committed means MPS was not queried)."""
     cloud.seed_job_with_files(JOB, FILES)
-    cloud.oss.knobs.configure({"latency": 0.2})
-    cloud.mps.knobs.configure({"latency": 0.2})
+    cloud.oss.knobs.configure({"latency": 0.3})
     assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
     listed = next(e for e in cloud.oss_log("ListObjectsV2"))
     query = next(e for e in cloud.mps.log.entries() if e.get("op") == "QueryIProductionJob")
     assert query["time"] - query["duration"] >= listed["time"]  # sent once the listing was answered
-    queries = cloud.mps_calls()
-    for event in (queue_batch(JOB), topic_json(JOB), timer(JOB)):
+    assert cloud.mps_calls() == 1
+    for event in (topic_json(JOB), timer(JOB)):
         assert outcomes(cloud.invoke(event)) == {JOB: "already-committed"}
+    assert cloud.mps_calls() == 1
+
+
+def test_under_the_rate_cap_an_already_committed_job_spends_no_query(cloud: Cloud) -> None:
+    """A query that must wait for the cap anyway waits for the lookup too, and is not sent when the
+    manifest is there: redeliveries cost no MPS call when calls are scarce."""
+    cloud.seed_job_with_files(JOB, FILES)
+    function = cloud.function(MPS_MAX_QPS="1")
+    assert outcomes(function.invoke(topic_json(JOB))) == {JOB: "committed"}
+    queries = cloud.mps_calls()
+    second = function.invoke(queue_batch(JOB))  # within a second: the cap's one slot is still held
+    assert second.result["jobs"][0]["outcome"] == "already-committed"
     assert cloud.mps_calls() == queries
 
 
@@ -307,3 +319,88 @@ def test_fc_runtimes_and_credential_sources(cloud: Cloud, runtime: str) -> None:
         assert outcomes(function.invoke(topic_json(JOB))) == {JOB: "committed"}
     finally:
         function.close()
+
+
+@pytest.mark.parametrize("result", ["", {"Code": "Success", "Message": "m"}, {"Code": "Success", "Data": ""},
+                                    {"Code": "Success", "Data": json.dumps({"other": 1})}])
+def test_a_success_without_a_result_list_waits_and_is_committed_once_the_files_are_listed(
+        cloud: Cloud, result: object) -> None:
+    """MPS does not promise Result is filled in when State turns Success: committing then would commit
+    no files, for good (the next look would find the job already-committed)."""
+    cloud.seed_job_with_files(JOB, FILES, result=result)
+    first = cloud.invoke(topic_json(JOB))
+    entry = first.result["jobs"][0]
+    assert (entry["outcome"], entry["state"]) == ("pending", "Success")
+    assert "no result list yet" in entry["reason"] or "no Data yet" in entry["reason"]
+    assert any(line.get("event") == "job.result_not_ready" for line in first.json_logs())
+    assert cloud.manifest(JOB) is None
+    record = json.loads(cloud.oss_admin.read(DEST, f"iproduction/_pending/{JOB}"))
+    assert record["lastState"] == "Success"
+    cloud.job(JOB, list(FILES))  # MPS has filled the Result in
+    assert outcomes(cloud.invoke(timer())) == {JOB: "committed"}  # the sweep looked again
+    assert cloud.manifest(JOB)["fileCount"] == 2
+    assert cloud.oss_admin.object(DEST, f"iproduction/_pending/{JOB}") is None
+
+
+def test_an_empty_result_list_is_committed_with_no_files(cloud: Cloud) -> None:
+    cloud.job(JOB, [])
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "committed"}
+    assert cloud.manifest(JOB)["fileCount"] == 0
+
+
+@pytest.mark.parametrize("state", [" Success ", "success", "Success\n"])
+def test_a_state_that_needs_stripping_is_unknown_and_waits(cloud: Cloud, state: str) -> None:
+    cloud.seed_job_with_files(JOB, FILES, state=state)
+    result = cloud.invoke(topic_json(JOB))
+    assert outcomes(result) == {JOB: "pending"} and cloud.manifest(JOB) is None
+    assert any(line.get("event") == "job.unknown_state" for line in result.json_logs())
+
+
+def test_a_result_file_named_manifest_json_at_any_depth_rejects_the_job(cloud: Cloud) -> None:
+    files = {"out/a.jpg": b"a", "out/sub/manifest.json": b"{}"}
+    cloud.seed_job_with_files(JOB, files)
+    entry = cloud.invoke(topic_json(JOB)).result["jobs"][0]
+    assert entry["outcome"] == "rejected" and "out/sub/manifest.json" in entry["reason"]
+    assert cloud.dest_objects() == {}
+    other = job_id(3)
+    cloud.seed_job_with_files(other, {"out/a.jpg": b"a", "out/x-manifest.json": b"{}"})
+    assert outcomes(cloud.invoke(topic_json(other))) == {other: "committed"}
+
+
+def test_a_source_bucket_in_another_region_than_the_output_says_names_the_signing_region(cloud: Cloud) -> None:
+    """The Output says cn-shanghai, the bucket is in cn-hangzhou: OSS refuses the V4 signature (its scope
+    names the region). Still error (a refused signature), but the reason says what to check."""
+    cloud.seed_job_with_files(JOB, FILES, region="cn-shanghai")
+    result = cloud.invoke(topic_json(JOB))
+    assert outcomes(result) == {JOB: "error"}
+    reason = next(line for line in result.json_logs() if line.get("event") == "job.outcome")["reason"]
+    assert "SignatureDoesNotMatch" in reason
+    assert f"signed for region cn-shanghai; bucket {SOURCE} may be in another region" in reason
+
+
+def test_a_destination_in_another_region_than_dest_region_names_the_signing_region(cloud: Cloud) -> None:
+    cloud.seed_job_with_files(JOB, FILES)
+    result = cloud.invoke(topic_json(JOB), DEST_REGION="cn-beijing")
+    reason = next(line for line in result.json_logs() if line.get("event") == "job.outcome")["reason"]
+    assert outcomes(result) == {JOB: "error"}
+    assert f"signed for region cn-beijing; bucket {DEST} may be in another region" in reason
+
+
+@pytest.mark.parametrize("state", ["Analysing", "Success"])
+def test_a_pending_record_under_an_upper_case_job_id_is_swept_and_cleaned(cloud: Cloud, state: str) -> None:
+    cloud.seed_job_with_files(JOB, FILES, state=state)
+    record = {"jobId": JOB.upper(), "firstSeen": "2026-11-25T12:00:00Z", "lastChecked": "2026-11-25T12:00:00Z",
+              "attempts": 3, "lastState": "Analysing"}
+    cloud.oss_admin.put_object(DEST, f"iproduction/_pending/{JOB.upper()}", json.dumps(record),
+                               content_type="application/json")
+    swept = cloud.invoke(timer(), PENDING_MAX_AGE_SECONDS=str(10 * 365 * 86400))
+    expected = "pending" if state == "Analysing" else "committed"
+    assert outcomes(swept) == {JOB: expected}
+    assert cloud.oss_admin.object(DEST, f"iproduction/_pending/{JOB.upper()}") is None
+    kept = cloud.oss_admin.object(DEST, f"iproduction/_pending/{JOB}")
+    if state == "Analysing":  # moved to the key every other path uses, its history kept
+        moved = json.loads(cloud.oss_admin.read(DEST, f"iproduction/_pending/{JOB}"))
+        assert (moved["jobId"], moved["firstSeen"], moved["attempts"]) == (JOB, "2026-11-25T12:00:00Z", 4)
+    else:
+        assert kept is None
+        assert cloud.invoke(timer()).result == {"jobs": []}

@@ -149,3 +149,30 @@ def test_hostile_input_always_ends_in_a_reason(raw: bytes) -> None:
 def test_utf16_and_bom_bodies() -> None:
     assert refs(NOTIFICATION.encode("utf-16")) == [JOB]
     assert refs("\ufeff".encode() + NOTIFICATION.encode()) == [JOB]
+
+
+def test_de_duplication_is_linear() -> None:
+    """Each reference is checked against the ids seen, not against every earlier reference: 60,000
+    distinct ids (a timer payload the size of a big backlog) parse in well under a second."""
+    import time
+
+    def timed(count: int) -> float:
+        ids = [f"{n:032x}" for n in range(count)]
+        event = json.dumps({"triggerTime": "t", "triggerName": "n", "payload": json.dumps({"jobIds": ids})})
+        started = time.perf_counter()
+        assert len(parse_event(event).refs) == count
+        return time.perf_counter() - started
+
+    assert timed(60_000) < 2.0  # quadratic: about two minutes
+
+
+@pytest.mark.parametrize("raw", [
+    b"\xff\xfe" + NOTIFICATION.encode(),  # even length: reads as UTF-16, as mojibake
+    b"\xfe\xff" + NOTIFICATION.encode()[:-1],
+    b"\xff\xfe" + JOB.encode(),
+    b"\xff\xfe\x00",  # odd length: not UTF-16 at all
+])
+def test_bytes_after_a_utf16_bom_that_are_not_utf16_text_are_not_text(raw: bytes) -> None:
+    parsed = parse_event(raw)
+    assert not parsed.refs
+    assert [m.reason for m in parsed.rejected] == ["event is not UTF-8 text"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from iproduction.errors import RejectedError
+from iproduction.errors import RejectedError, TransientError
 from iproduction.job import (
     Action,
     decode_result,
@@ -14,6 +14,7 @@ from iproduction.job import (
     next_action,
     parse_output,
     result_files,
+    result_missing,
 )
 from iproduction.models import QueryJobAnswer
 
@@ -77,9 +78,8 @@ def test_user_data_kept_as_returned() -> None:
 
 def test_state_machine() -> None:
     assert next_action("Success") is Action.COPY
-    assert next_action(" Success\n") is Action.COPY
     assert next_action("Fail") is Action.FAIL
-    for state in ("Queuing", "Analysing", "Processing", "Succes", ""):
+    for state in ("Queuing", "Analysing", "Processing", "Succes", "", " Success\n", " Success ", "Fail "):
         assert next_action(state) is Action.WAIT
 
 
@@ -87,6 +87,30 @@ def test_state_machine() -> None:
 def test_state_machine_is_case_sensitive(state: str) -> None:
     """Only the documented spellings act: any other is an unknown state, kept pending (and logged)."""
     assert next_action(state) is Action.WAIT
+
+
+def test_an_answer_about_another_job_is_an_error_not_a_rejection() -> None:
+    """A fault on the way, not bad input: the job must not be dropped (nor its pending record)."""
+    answer = QueryJobAnswer.model_validate({**json.loads(REAL_ANSWER), "JobId": "f" * 32})
+    with pytest.raises(TransientError, match="different job"):
+        job_from_answer(JOB_ID, answer)
+
+
+@pytest.mark.parametrize("raw", [None, "", "  ", "{}", {"Code": "Success"}, {"Code": "Success", "Data": ""},
+                                 {"Code": "Success", "Data": "{}"}, {"Code": "Success", "Data": {"other": 1}},
+                                 {"Code": "Success", "Data": "[]"}, {"Code": "Success", "Data": {"result": None}}])
+def test_a_result_without_a_result_list_is_not_ready(raw: object) -> None:
+    """MPS does not promise that Result is filled in when State turns Success: wait, do not commit."""
+    assert result_missing(decode_result(raw)) is not None
+
+
+@pytest.mark.parametrize("raw", [{"Code": "Success", "Data": {"result": []}},
+                                 {"Code": "Success", "Data": json.dumps({"result": [{"timestamp": 1}]})},
+                                 {"Code": "Success", "Data": {"Result": [{"File": "a.jpg"}]}},
+                                 "[1, 2]", "{not json", {"Data": {"result": 5}}])
+def test_a_result_list_or_an_unreadable_result_is_an_answer(raw: object) -> None:
+    """A list (empty or not) is final; an unreadable Result is for result_files to reject."""
+    assert result_missing(decode_result(raw)) is None
 
 
 def test_unknown_or_other_job_type_is_rejected() -> None:

@@ -29,6 +29,11 @@ def test_relative_to_the_deepest_shared_directory() -> None:
     ["a/../b.jpg", "a/c.jpg"], ["/abs.jpg"], ["a//b.jpg", "a/c.jpg"], ["a/b\n.jpg"], ["a/\x00.jpg"],
     ["a/\x1f.jpg"], ["a/\x7f.jpg"], [""],
     ["a/" + "x" * 1100], ["a/" + "é" * 500 + ".jpg"], ["d/manifest.json"], ["a/./b.jpg"], ["dir/"],
+    # C1 controls and bidirectional formatting characters (a key that shows in another order than stored)
+    ["a/\x80.jpg"], ["a/\x9f.jpg"], ["a/x\u200e.jpg"], ["a/x\u200f.jpg"], ["a/\u202agpj.exe"], ["a/\u202e.jpg"],
+    ["a/\u2066x.jpg"], ["a/\u2069x.jpg"],
+    # a result file named like the commit marker, at any depth under the job's prefix
+    ["d/x.jpg", "d/sub/manifest.json"], ["a/b/manifest.json", "a/c/x.jpg"],
 ])
 def test_unsafe_keys_reject_the_whole_job(keys: list[str]) -> None:
     with pytest.raises(RejectedError):
@@ -36,7 +41,7 @@ def test_unsafe_keys_reject_the_whole_job(keys: list[str]) -> None:
 
 
 def test_printable_keys_beyond_ascii_are_kept() -> None:
-    keys = ["a/\x80é 字 ~!.jpg", "a/tab-free\u00a0.jpg"]
+    keys = ["a/\xa1é 字 ~!.jpg", "a/tab-free\u00a0.jpg", "a/x-manifest.json", "a/manifest.json.bak"]
     assert [p.source_key for p in plan_files("src", keys, "iproduction/", JOB)] == keys
 
 

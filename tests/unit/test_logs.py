@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -117,3 +118,43 @@ def test_throttle() -> None:
     now[0] = 5.0
     assert throttle.ready()
     assert not throttle.ready()
+
+
+#: As long as STS issues them (hundreds of characters), with the characters that need encoding.
+LONG_TOKEN = "CAIS" + "".join(f"{n:03d}q/W+x=Zk" for n in range(45)) + "GAAA=="
+
+
+@pytest.mark.parametrize("encode", [
+    lambda t: t, lambda t: quote(t, safe=""), lambda t: quote(quote(t, safe=""), safe=""),
+    lambda t: quote(t, safe="~/"), lambda t: base64.b64encode(t.encode()).decode(),
+    lambda t: base64.urlsafe_b64encode(t.encode()).decode(),
+])
+@pytest.mark.parametrize("cut", [None, 40, 201, 333])
+def test_every_form_and_every_piece_of_a_long_secret_is_scrubbed(encode, cut: int | None) -> None:  # type: ignore[no-untyped-def]
+    """A message cut short before it reached the scrubber keeps a piece of the secret, not all of it."""
+    logs.redact(LONG_TOKEN)
+    form = encode(LONG_TOKEN)
+    text = f"server string to sign is:POST&%2F&SecurityToken%3D{form}%26x"
+    if cut is not None:
+        text = text[:cut + 50]
+    scrubbed = logs.scrub(text)
+    assert scrubbed.startswith("server string to sign is:POST&%2F&SecurityToken%3D")
+    for piece in (form[i:i + logs.PIECE] for i in range(len(form) - logs.PIECE + 1)):
+        assert piece not in scrubbed
+    assert len(LONG_TOKEN) >= 400
+
+
+def test_text_without_a_secret_is_left_alone() -> None:
+    logs.redact(LONG_TOKEN)
+    text = "OSS LIST dest-bucket/iproduction/88c6ca184c0e432bbf5b665e2a150000/: SignatureDoesNotMatch (HTTP 403)"
+    assert logs.scrub(text) == text
+
+
+def test_a_piece_of_a_short_secret_at_any_offset_is_scrubbed() -> None:
+    """The quick test looks at every eighth offset only: a piece anywhere must still be found."""
+    secret = "0123456789abcdefghij"  # 20 characters: pieces start at offsets 0 to 4
+    logs.redact(secret)
+    for offset in range(5):
+        for pad in range(9):
+            text = "x" * pad + secret[offset:offset + logs.PIECE] + "y" * 7
+            assert secret[offset:offset + logs.PIECE] not in logs.scrub(text), (offset, pad)

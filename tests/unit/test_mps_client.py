@@ -22,6 +22,7 @@ from iproduction.mps import (
     MPSNetworkError,
     MPSServerError,
     MPSThrottledError,
+    MPSWrongJobError,
     classify,
     error_from_response,
 )
@@ -191,3 +192,38 @@ def test_transport_errors_are_retried_and_their_text_holds_no_credentials() -> N
     assert sent[0].url.params["SignatureNonce"] != sent[1].url.params["SignatureNonce"]
     asyncio.run(client.close())
     asyncio.run(retried.close())
+
+
+def test_an_answer_about_another_job_is_retried_then_an_error() -> None:
+    """A fault on the way (a proxy, a cache): retried like a 5xx; never taken for the job asked about."""
+    other = {**OK, "JobId": "k"}
+    transport, sent = scripted(httpx.Response(200, json=other), httpx.Response(200, json=OK))
+    client = mps_client(transport)
+    assert asyncio.run(client.query_iproduction_job("J")).JobId == "j"  # job ids compare case-insensitively
+    assert len(sent) == 2 and client.stats.snapshot() == {"mps-wrong-job": 1}
+    transport, sent = scripted(*[httpx.Response(200, json=other)] * 4)
+    always = mps_client(transport)
+    with pytest.raises(MPSWrongJobError, match="another job"):
+        asyncio.run(always.query_iproduction_job("j"))
+    assert len(sent) == 4
+    asyncio.run(client.close())
+    asyncio.run(always.close())
+
+
+@pytest.mark.parametrize("signature", ["v2", "v3"])
+def test_a_signature_refusal_never_echoes_what_the_server_signed(signature: str) -> None:
+    """MPS's SignatureDoesNotMatch quotes its string to sign, which holds the STS token (V2: in the
+    query, percent-encoded twice; V3: the canonical request's x-acs-security-token header)."""
+    token = "CAIS" + "Zm9vYmFyYmF6cXV4" * 30 + "/+=="  # as long as STS issues them (hundreds of characters)
+    from iproduction import logs
+
+    logs.redact(token)
+    if signature == "v2":
+        signed = f"POST&%2F&AccessKeyId%3D{AK}%26SecurityToken%3D{quote(quote(token, safe=''), safe='')}"
+    else:
+        signed = f"ACS3-HMAC-SHA256\nabc canonical request is:POST\n/\n\nx-acs-security-token:{token}\n"
+    message = f"Specified signature is not matched with our calculation. server string to sign is:{signed}"
+    error = error_from_response(httpx.Response(403, json={"Code": "SignatureDoesNotMatch", "Message": message}))
+    assert isinstance(error, MPSAuthError)
+    assert str(error) == ("MPS SignatureDoesNotMatch (HTTP 403): Specified signature is not matched with our "
+                          "calculation (what the server signed is not shown)")
