@@ -2,8 +2,9 @@
 
 * ``sequential``: HEAD + CopyObject per file in a loop, as the public FC samples copy objects.
 * ``parallel``: the same per file, three files at a time (ossutil ``cp``'s default ``--jobs 3``).
-* ``bare``: the same per file on ``COPY_CONCURRENCY`` threads and the function's own OSS stack, with
-  none of the function around it: the best this machine's client side can do.
+* ``bare``: the same per file, ``COPY_CONCURRENCY`` at once, on the function's own OSS client (aiohttp on
+  uvloop, ``iproduction.oss``), with none of the function around it: the best this machine's client side
+  can do.
 * ``copier``: the alibabacloud-oss-v2 Copier's defaults (reference oss.md §4) implemented with
   oss2: HEAD; CopyObject up to 200 MiB; else InitiateMultipartUpload with the source's headers,
   64 MiB parts (grown below 10,000 parts) on 3 threads, Complete, then a HEAD to compare CRC-64.
@@ -13,14 +14,19 @@ Each returns the wall time; requests are counted from the emulator's log by the 
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import oss2
 from oss2.credentials import StaticCredentialsProvider
 from oss2.models import PartInfo
 
 from bench.cloud import AK, DEST, MIB, REGION, SECRET, SOURCE, Cloud
+
+T = TypeVar("T")
 
 COPIER_PART_SIZE = 64 * MIB
 COPIER_PARALLEL = 3
@@ -33,18 +39,9 @@ CARRIED = ("content-type", "content-encoding", "content-disposition", "cache-con
 class Client:
     """oss2 buckets for the baselines (V4 signing, like the function; a pool per thread count)."""
 
-    def __init__(self, cloud: Cloud, threads: int = 1, *, lean: bool = False) -> None:
-        session: oss2.Session
-        auth: oss2.ProviderAuthV4
-        if lean:  # the function's own stack: oss2 on its transport and signer
-            from iproduction.ossauth import SigningAuth
-            from iproduction.transport import LeanSession
-
-            session = LeanSession(max(threads, 1) + 2)
-            auth = SigningAuth(StaticCredentialsProvider(AK, SECRET))
-        else:
-            session = oss2.Session(pool_size=max(threads, 1) + 2)
-            auth = oss2.ProviderAuthV4(StaticCredentialsProvider(AK, SECRET))
+    def __init__(self, cloud: Cloud, threads: int = 1) -> None:
+        session = oss2.Session(pool_size=max(threads, 1) + 2)
+        auth = oss2.ProviderAuthV4(StaticCredentialsProvider(AK, SECRET))
         self.source = oss2.Bucket(auth, cloud.oss.url, SOURCE, session=session, region=REGION)
         self.dest = oss2.Bucket(auth, cloud.oss.url, DEST, session=session, region=REGION)
 
@@ -73,21 +70,48 @@ def parallel(cloud: Cloud, keys: list[str], prefix: str, jobs: int = OSSUTIL_JOB
         return time.perf_counter() - started
 
 
-def bare(cloud: Cloud, keys: list[str], prefix: str, threads: int) -> float:
-    """The function's requests without the function: HEAD + CopyObject per file on ``threads`` threads,
-    on the function's own OSS stack. What the client side of this machine can do at best."""
-    client = Client(cloud, threads, lean=True)
+def on_function_client(cloud: Cloud, connections: int, work: Callable[[Any], Awaitable[T]]) -> T:
+    """``work(client)`` on the function's own OSS client (``iproduction.oss``), on a uvloop loop of its own."""
+    from iproduction.app import new_loop
+    from iproduction.credentials import Credentials, CredentialsSource
+    from iproduction.oss import OSSClient, new_session
 
-    def copy(key: str) -> None:
-        client.source.head_object(key)
-        client.dest.copy_object(SOURCE, key, prefix + key.rsplit("/", 1)[-1]).resp.read()
+    async def main() -> T:
+        session = new_session(connections)
+        client = OSSClient(session, CredentialsSource(Credentials(AK, SECRET)),
+                           endpoint_for=lambda region: cloud.oss.url, slots=connections)
+        try:
+            return await work(client)
+        finally:
+            await session.close()
 
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda key: client.source.head_object(key), keys[:threads]))
+    loop = new_loop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def bare(cloud: Cloud, keys: list[str], prefix: str, concurrency: int) -> float:
+    """The function's requests without the function: HEAD + CopyObject per file, ``concurrency`` at once,
+    on the function's own OSS client. What the client side of this machine can do at best."""
+    async def work(client: Any) -> float:
+        from iproduction.oss import copy_source
+
+        source, dest = client.bucket(SOURCE, REGION), client.bucket(DEST, REGION)
+
+        async def copy(key: str) -> None:
+            await client.head(source, key, None)
+            await client.send("PUT", dest, prefix + key.rsplit("/", 1)[-1], None,
+                              headers={"x-oss-copy-source": copy_source(SOURCE, key)})
+
+        await asyncio.gather(*(client.head(source, key, None) for key in keys[:concurrency]))  # warm connections
         cloud.clear_logs()
         started = time.perf_counter()
-        list(pool.map(copy, keys))
+        await asyncio.gather(*(copy(key) for key in keys))
         return time.perf_counter() - started
+
+    return on_function_client(cloud, concurrency, work)
 
 
 def copier(cloud: Cloud, key: str, dest_key: str, part_size: int = COPIER_PART_SIZE,
@@ -122,12 +146,25 @@ def copier(cloud: Cloud, key: str, dest_key: str, part_size: int = COPIER_PART_S
 
 
 def cpu_per_request(cloud: Cloud, keys: list[str], *, lean: bool, rounds: int = 200, tries: int = 3) -> float:
-    """CPU seconds per HEAD (one thread, no waiting, best of ``tries``) of oss2 as shipped (on
-    requests), or of the function's stack (``lean``: oss2 on its own transport and signer)."""
-    client = Client(cloud, lean=lean)
+    """CPU seconds per HEAD (one at a time, no waiting, best of ``tries``) of oss2 as shipped (on
+    requests), or of the function's own OSS client (``lean``: aiohttp on uvloop, ``iproduction.oss``)."""
     latency = cloud.latency
     cloud.configure(latency=0.0)
     try:
+        if lean:
+            async def measure(client: Any) -> float:
+                source = client.bucket(SOURCE, REGION)
+                await client.head(source, keys[0], None)
+                best = float("inf")
+                for _ in range(tries):
+                    started = time.process_time()
+                    for i in range(rounds):
+                        await client.head(source, keys[i % len(keys)], None)
+                    best = min(best, (time.process_time() - started) / rounds)
+                return best
+
+            return on_function_client(cloud, 2, measure)
+        client = Client(cloud)
         client.source.head_object(keys[0])
         best = float("inf")
         for _ in range(tries):
