@@ -72,9 +72,9 @@ def parallel(cloud: Cloud, keys: list[str], prefix: str, jobs: int = OSSUTIL_JOB
 
 def on_function_client(cloud: Cloud, connections: int, work: Callable[[Any], Awaitable[T]]) -> T:
     """``work(client)`` on the function's own OSS client (``iproduction.oss``), on a uvloop loop of its own."""
-    from iproduction.app import new_loop
     from iproduction.credentials import Credentials, CredentialsSource
     from iproduction.oss import OSSClient, new_session
+    from iproduction.runtime import new_loop
 
     async def main() -> T:
         session = new_session(connections)

@@ -86,11 +86,11 @@ class SharedInstance:
     def __init__(self, cloud: Cloud, env: dict[str, str], timeout: int = 60) -> None:
         if str(HANDLER_ROOT) not in sys.path:
             sys.path.insert(0, str(HANDLER_ROOT))
-        from iproduction import app
+        from iproduction import app, runtime
 
         self.app = app
         self.timeout = timeout
-        self.runtime = app.build_runtime({**cloud.env, **env})
+        self.runtime = runtime.build_runtime({**cloud.env, **env})
 
     def invoke_all(self, events: list[bytes]) -> list[InvokeResult]:
         app = self.app

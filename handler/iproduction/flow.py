@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from . import logs, manifest
 from .budget import Deadline
@@ -35,9 +35,7 @@ from .layout import job_prefix, manifest_key, plan_files
 from .oss import Listed
 from .outcomes import JobReport, Outcome, outcome_for, short
 from .pending import PendingRecord, new_record
-
-if TYPE_CHECKING:
-    from .app import Runtime
+from .runtime import Runtime
 
 T = TypeVar("T")
 

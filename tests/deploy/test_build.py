@@ -101,7 +101,7 @@ def test_the_fc_loader_finds_the_handler_in_the_package(package: Path) -> None:
         "import annotated_types, anyio, certifi, Crypto.Cipher.AES, aliyunsdkcore.client, cryptography.hazmat.backends;"
         "assert callable(index.handler) and callable(index.initialize) and callable(index.pre_stop);"
         "import aiohttp.http_parser as p; assert p.HttpResponseParser is p.HttpResponseParserC;"
-        "from iproduction.app import new_loop; import uvloop; assert isinstance(new_loop(), uvloop.Loop);"
+        "from iproduction.runtime import new_loop; import uvloop; assert isinstance(new_loop(), uvloop.Loop);"
         "assert all(m.__file__.startswith(sys.argv[1])"
         " for m in (oss2, httpx, pydantic, uvloop, certifi, anyio, aiohttp));"
         "assert open(certifi.where()).read(64);"

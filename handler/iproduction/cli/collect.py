@@ -13,11 +13,10 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from .output import UsageError, job_ids, size
+from .output import Context, UsageError, job_ids, size
 
 if TYPE_CHECKING:
     from .core import Outcome
-    from .main import Context
 
 HELP = "process jobs now, as the function would"
 FAILED = ("error", "rejected")

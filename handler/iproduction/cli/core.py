@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 from .. import logs
-from ..app import Runtime, build_runtime, invoke
+from ..app import invoke
 from ..budget import Deadline
 from ..config import Settings, load_settings
 from ..copier import settle
@@ -36,6 +36,7 @@ from ..errors import CollectorError, ConfigError, CredentialsError
 from ..events import JOB_ID_RE
 from ..layout import MANIFEST_NAME, expired_key, job_prefix, manifest_key, pending_key
 from ..pending import PendingRecord
+from ..runtime import Runtime, build_runtime
 
 T = TypeVar("T")
 K = TypeVar("K")

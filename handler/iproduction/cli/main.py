@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import NoReturn, TextIO
 
 from . import collect, report, status, verify
 from .auth import CredentialsMissingError, chain
 from .core import Core, CoreError, load_target
-from .output import UsageError
+from .output import Context, UsageError
 
 #: ``--local``: the emulators' default ports (``python -m localcloud.oss`` / ``localcloud.mps``) and
 #: the local cloud's bucket and region, for whatever the environment leaves unset.
@@ -43,23 +42,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-@dataclass
-class Context:
-    """What a command gets: its streams, whether to draw progress, and the core to open."""
-
-    out: TextIO
-    err: TextIO
-    quiet: bool
-    progress: bool
-    open_core: Callable[[], Core]
-
-    def note(self, text: str) -> None:
-        """A line for the operator on stderr (not with --quiet)."""
-        if not self.quiet:
-            self.err.write(text + "\n")
-            self.err.flush()
 
 
 def common_options() -> argparse.ArgumentParser:

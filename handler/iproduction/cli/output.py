@@ -6,11 +6,12 @@ import calendar
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
-from .core import is_job_id
+from .core import Core, is_job_id
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 RELATIVE = re.compile(r"^(\d+)([smhd])$")
@@ -141,3 +142,20 @@ class Bar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class Context:
+    """What a command gets: its streams, whether to draw progress, and the core to open."""
+
+    out: TextIO
+    err: TextIO
+    quiet: bool
+    progress: bool
+    open_core: Callable[[], Core]
+
+    def note(self, text: str) -> None:
+        """A line for the operator on stderr (not with --quiet)."""
+        if not self.quiet:
+            self.err.write(text + "\n")
+            self.err.flush()

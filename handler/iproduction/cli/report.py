@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .output import Bar, UsageError, iso, parse_iso, parse_time, size, table
+from .output import Bar, Context, UsageError, iso, parse_iso, parse_time, size, table
 from .verify import SKEW
 
 if TYPE_CHECKING:
     from .core import Core
-    from .main import Context
 
 HELP = "a rollup of the jobs committed in a time range"
 CSV_COLUMNS = ["kind", "name", "jobs", "files", "bytes", "code", "message", "committedAt"]

@@ -11,11 +11,10 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from .output import Bar, ago, job_ids, size, table
+from .output import Bar, Context, ago, job_ids, size, table
 
 if TYPE_CHECKING:
     from .core import Core, Pending
-    from .main import Context
 
 HELP = "where jobs stand (or the pending registry)"
 

@@ -18,11 +18,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .output import Bar, UsageError, iso, job_ids, parse_iso, parse_time
+from .output import Bar, Context, UsageError, iso, job_ids, parse_iso, parse_time
 
 if TYPE_CHECKING:
     from .core import Core, Stored
-    from .main import Context
 
 HELP = "check delivered files against their manifests"
 
