@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -76,19 +75,16 @@ class CopyTimer:
     def __init__(self, rate: float = 50 * 2**20, overhead: float = 0.5) -> None:
         self._rate = rate
         self._overhead = overhead
-        self._lock = threading.Lock()
         self._observed = 0
 
     def estimate(self, size: int) -> float:
-        with self._lock:
-            return self._overhead + size / self._rate
+        return self._overhead + size / self._rate
 
     def observe(self, size: int, seconds: float) -> None:
-        with self._lock:
-            self._observed += 1
-            weight = 0.3 if self._observed > 3 else 0.6
-            if size >= 8 * 2**20:
-                rate = size / max(seconds - self._overhead, 1e-3)
-                self._rate = (1 - weight) * self._rate + weight * rate
-            else:
-                self._overhead = (1 - weight) * self._overhead + weight * seconds
+        self._observed += 1
+        weight = 0.3 if self._observed > 3 else 0.6
+        if size >= 8 * 2**20:
+            rate = size / max(seconds - self._overhead, 1e-3)
+            self._rate = (1 - weight) * self._rate + weight * rate
+        else:
+            self._overhead = (1 - weight) * self._overhead + weight * seconds

@@ -2,10 +2,10 @@
 
 A line is JSON (``LOG_FORMAT=json``, the default: what a log query reads) or, for people reading a
 console (``LOG_FORMAT=pretty``), ``<UTC time> <LEVEL> [request id] [job id] <event> key=value ...``.
-``request_id`` and ``job_id`` live in context variables; worker threads get them through
-:func:`submit`. Every registered secret is replaced by ``***`` in the final line, whatever
-code path produced it (exception texts included), in either format, in every encoding a server or library may echo
-it in, and so is any piece of :data:`PIECE` characters of one (what survives a text cut short).
+``request_id`` and ``job_id`` live in context variables (tasks on the loop inherit them). Every
+registered secret is replaced by ``***`` in the final line, whatever code path produced it (exception
+texts included), in every encoding a server or library may echo it in, and so is any piece of
+:data:`PIECE` characters of one (what survives a text cut short).
 """
 
 from __future__ import annotations
@@ -17,11 +17,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
-
-T = TypeVar("T")
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
@@ -163,11 +160,6 @@ def debug(event: str, **fields: Any) -> None:
     log(event, "DEBUG", **fields)
 
 
-def submit(pool: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
-    """``pool.submit`` that carries the caller's log context into the worker thread."""
-    return pool.submit(contextvars.copy_context().run, fn, *args, **kwargs)
-
-
 class Throttle:
     """Lets an event through at most once every ``interval`` seconds (progress lines)."""
 
@@ -175,12 +167,10 @@ class Throttle:
         self._interval = interval
         self._clock = clock
         self._next = clock() + interval
-        self._lock = threading.Lock()
 
     def ready(self) -> bool:
-        with self._lock:
-            now = self._clock()
-            if now < self._next:
-                return False
-            self._next = now + self._interval
-            return True
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + self._interval
+        return True

@@ -1,21 +1,16 @@
 """A client-side cap on calls per second, awaited by every job of the instance, exact as the server counts.
 
 The server sees a call at some instant between the moment the client let it go and the moment its
-answer came back, and nothing on the client can say which: the request may wait for the GIL, a
-connection or the network. So each call holds its slot from the moment it is let through until its
-answer has arrived, and for one window after that. If ``n + 1`` calls reached the server inside one
-window ``(a, a + w]``, the one let through last left at or before ``a + w``, while each of the others
-reached the server after ``a`` and so was answered after it: all ``n`` still held their slots when
-the last one was let through, and it could not have been. The cap therefore holds at the server
-whatever the delays on the way, without pacing calls or keeping a margin: a burst of the cap goes
-out at once, and the next one a window after its answers (until MPS throttles the instance, below).
+answer came back. So each call holds its slot from the moment it is let through until its answer has
+arrived, and for one window after that. If ``n + 1`` calls reached the server inside one window
+``(a, a + w]``, the one let through last left at or before ``a + w``, while each of the others reached
+the server after ``a`` and so was answered after it: all ``n`` still held their slots when the last one
+was let through, and it could not have been. The cap holds at the server whatever the delays on the
+way, without pacing: a burst of the cap goes out at once, the next a window after its answers.
 
-The cap itself adapts (:class:`AdaptiveRate`): MPS counts every caller of the account together, so
-instances that each keep their own cap can still exceed the account's quota together. Each instance
-then finds its share by itself from MPS's ``Throttling`` answers, without a coordinator. A cap that
-moves keeps the argument above: a call is let through only while fewer than the cap *of that
-moment* hold slots, so no window of the server's holds more calls than the highest cap in force
-while it lasted.
+The cap adapts (:class:`AdaptiveRate`): MPS counts every caller of the account together, so each
+instance finds its share from MPS's ``Throttling`` answers, without a coordinator. A moving cap keeps
+the argument: a call goes only while fewer than the cap *of that moment* hold slots.
 """
 
 from __future__ import annotations
@@ -33,42 +28,22 @@ from .errors import BudgetExceededError
 
 
 class AdaptiveRate:
-    """How many calls one instance may make per window now: additive increase, multiplicative decrease.
-
-    This is how TCP shares a link between connections that do not know of each other (RFC 5681,
-    "TCP Congestion Control": cut the window on a loss, grow it by about one segment per round
-    trip), and how the AWS SDKs' *adaptive* retry mode shares a service's rate between clients ("AWS
-    SDKs and Tools Reference Guide", Retry behavior: standard retries plus automatic client-side rate
-    limiting; botocore's ``retries/throttling.py`` cuts the sending rate to 0.7 of itself on a
-    throttling error and lets it climb back while none comes). Here the loss signal is a
-    ``Throttling`` answer and the time unit the second:
+    """How many calls one instance may make per window now: additive increase, multiplicative decrease,
+    as TCP shares a link (RFC 5681) and the AWS SDKs' adaptive retry mode shares a service's rate
+    (botocore's ``retries/throttling.py``). The loss signal is a ``Throttling`` answer:
 
     * the rate starts at ``max_calls`` (a lone instance keeps its full speed);
-    * a throttled answer cuts it to ``decrease`` (0.7, as botocore) of itself, never below ``floor``
-      calls; at most one cut per ``quiet`` seconds, since the throttled answers of one burst are
-      one signal, not many;
-    * every second after the last cut it grows by ``increase`` calls (a twentieth of
-      ``max_calls``, at least one), up to ``max_calls`` again;
-    * after a cut, calls are spread over the window at random gaps (:meth:`spacing`, :meth:`gap`)
-      until ``calm`` seconds pass without one. Instances that each send their whole window at once, a window after their
-      answers, come back every window at the same instants: the bursts that fitted the server's
-      window keep fitting it, the others keep being throttled, and the instances that win are
-      never told to yield ("traffic phase effects", Floyd and Jacobson, "On Traffic Phase Effects
-      in Packet-Switched Gateways", 1991). Spread calls arrive at every instant, so throttling
-      falls on every instance that sends, in proportion to what it sends. An instance never
-      throttled keeps its bursts (a batch's calls all leave at once).
+    * a throttled answer cuts it to ``decrease`` (0.7, as botocore) of itself, never below ``floor``;
+      at most once per ``quiet`` seconds (the throttled answers of one burst are one signal);
+    * every second after the last cut it grows by ``increase`` (a twentieth of ``max_calls``, at
+      least one call), up to ``max_calls``;
+    * for ``calm`` seconds after a cut, calls go at random gaps (:meth:`gap`) rather than in bursts:
+      bursts that come back at the same instants every window keep the same instances winning the
+      server's window and the others throttled ("traffic phase effects", Floyd and Jacobson, 1991).
 
-    Instances that together exceed the account's quota are throttled and cut; those with the higher
-    rates lose the most, and all grow back at the same pace, so the rates converge on equal shares
-    whose sum swings just under the quota (Chiu and Jain, "Analysis of the Increase and Decrease
-    Algorithms for Congestion Avoidance in Computer Networks", 1989). The constants were chosen in
-    the quota drill (four instances of 50 calls/s against 100 for the account, each with a quarter
-    of 3,000 jobs; ideal 30 s, 32.3 s with a fixed fair share of 25 each): halving and one call a
-    second more took 42 s, halving and a tenth 38–39.5 s, 0.7 and a twentieth 36.7 s, with 4–6 % of
-    the calls throttled.
-
-    Pure: no clock, no lock, no thread or event loop; the caller passes ``now`` (seconds, any
-    monotonic clock) and serialises the calls.
+    Instances over the account's quota are all cut, the faster ones the most, and grow back alike, so
+    their rates converge on equal shares just under the quota (Chiu and Jain, 1989). The constants
+    come from the quota drill (docs/reliability.md). Pure: the caller passes ``now`` and serialises calls.
     """
 
     def __init__(self, max_calls: int, *, floor: int = 1, increase: float | None = None, decrease: float = 0.7,
@@ -106,9 +81,7 @@ class AdaptiveRate:
     def gap(self, now: float, draw: float) -> float:
         """The part of a window the next call must wait after one let through at ``now``: 0 unless
         calls are spread (:meth:`spacing`), else a random gap averaging one call's share (``draw``:
-        uniform in [0, 1), from the caller's random source). Calls at a steady pace, each freed a
-        window after its answer, would come back at the same instants forever, the same instances
-        winning them; random gaps move every instance's calls over the whole window."""
+        uniform in [0, 1))."""
         return self.spacing(now) * 2.0 * draw
 
     def throttled(self, now: float) -> bool:
