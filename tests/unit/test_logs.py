@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
 import re
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
@@ -48,15 +48,21 @@ def test_one_json_line_per_event_with_request_and_job_ids() -> None:
         job = logs.job_id.set("a" * 32)
         try:
             logs.info("job.outcome", outcome="committed")
-            with ThreadPoolExecutor(2) as pool:
-                logs.submit(pool, logs.info, "in.thread").result()
+
+            async def in_a_task() -> None:
+                logs.info("in.task")
+
+            async def main() -> None:
+                await asyncio.ensure_future(in_a_task())  # a task inherits the caller's context
+
+            asyncio.run(main())
         finally:
             logs.job_id.reset(job)
             logs.request_id.reset(request)
 
     lines = capture(run)
     assert [(line["event"], line["requestId"], line["jobId"]) for line in lines] == [
-        ("job.outcome", "req-1", "a" * 32), ("in.thread", "req-1", "a" * 32)]
+        ("job.outcome", "req-1", "a" * 32), ("in.task", "req-1", "a" * 32)]
     assert lines[0]["outcome"] == "committed"
     assert lines[0]["level"] == "INFO"
 
