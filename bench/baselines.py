@@ -77,7 +77,7 @@ def on_function_client(cloud: Cloud, connections: int, work: Callable[[Any], Awa
     from iproduction.runtime import new_loop
 
     async def main() -> T:
-        session = new_session(connections)
+        session = new_session(connections, False, False)
         client = OSSClient(session, CredentialsSource(Credentials(AK, SECRET)),
                            endpoint_for=lambda region: cloud.oss.url, slots=connections)
         try:

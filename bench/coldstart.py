@@ -3,7 +3,7 @@
 Each run is a fresh interpreter. Ours: put ``handler/`` first on ``sys.path`` (as FC does), import
 ``index``, run ``initialize``; then two one-file jobs through ``handler``: the first call's extra
 time over the second is what waits for first use (pydantic models, the MPS connection pool).
-Dependencies: ``import oss2, httpx, pydantic``. Both are timed inside the interpreter (its own start
+Dependencies: ``import oss2, httpx, pydantic, aiohttp, uvloop``. Both are timed inside the interpreter (its own start
 is common to both), with bytecode caches in a private ``PYTHONPYCACHEPREFIX`` warmed by one run.
 """
 
@@ -24,7 +24,7 @@ from bench.sizes import Sizes
 DEPENDENCIES = """
 import json, time
 started = time.perf_counter()
-import oss2, httpx, pydantic
+import oss2, httpx, pydantic, aiohttp, uvloop
 print(json.dumps({"init": time.perf_counter() - started}))
 """
 
@@ -37,7 +37,7 @@ context = types.SimpleNamespace(request_id="cold-start", credentials=None,
                                 function=types.SimpleNamespace(name="bench", timeout=300))
 index.initialize(context)
 ready = time.perf_counter()
-loaded = sorted(name for name in ("oss2", "httpx", "pydantic") if name in sys.modules)
+loaded = sorted(name for name in ("oss2", "httpx", "pydantic", "aiohttp", "uvloop") if name in sys.modules)
 calls = []
 for job in {jobs!r}:
     began = time.perf_counter()

@@ -6,7 +6,7 @@ the tests), sent with a timeout capped by the invocation's time left, and an err
 oss2's own exception (``oss2.exceptions.make_exception``: the same classes and XML parsing as oss2).
 Every operation retries through :func:`retry.run` with :func:`classify`; failures leave this module
 as the function's own errors (:func:`translate`). aiohttp frames HTTP, keeps connections alive,
-verifies TLS against the CA bundle and honours proxies (``trust_env``); the session's connection
+verifies TLS against the CA bundle and honours the environment's proxies; the session's connection
 limit is ``COPY_CONCURRENCY``.
 """
 
@@ -220,27 +220,15 @@ def translate(exc: BaseException, what: str, bucket: Bucket | None = None) -> Co
     return TransientError(text)
 
 
-def tls_context() -> ssl.SSLContext:
-    """TLS verified against ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, else certifi's bundle."""
-    import os
-
-    import certifi
-
-    cafile = os.environ.get("SSL_CERT_FILE")
-    capath = os.environ.get("SSL_CERT_DIR")
-    if cafile or capath:
-        return ssl.create_default_context(cafile=cafile, capath=capath)
-    return ssl.create_default_context(cafile=certifi.where())
-
-
-def new_session(connections: int) -> aiohttp.ClientSession:
+def new_session(connections: int, tls: ssl.SSLContext | bool, trust_env: bool) -> aiohttp.ClientSession:
     """The instance's session (on the running loop): at most ``connections`` open connections (two with
-    one slot: a stream is a GET and an upload), kept alive; bodies left as OSS sends them (an object
-    stored gzip-encoded is not inflated); no header added after signing (a Content-Type that aiohttp
-    would add unasked is not in the signature)."""
-    connector = aiohttp.TCPConnector(limit=max(2, connections), limit_per_host=0, ssl=tls_context(),
+    one slot: a stream is a GET and an upload), kept alive; TLS verified with ``tls``; proxies from the
+    environment when ``trust_env`` (aiohttp then reads them, and ``.netrc``, on every request); bodies left
+    as OSS sends them (an object stored gzip-encoded is not inflated); no header added after signing (a
+    Content-Type that aiohttp would add unasked is not in the signature)."""
+    connector = aiohttp.TCPConnector(limit=max(2, connections), limit_per_host=0, ssl=tls,
                                      ttl_dns_cache=60, enable_cleanup_closed=True)
-    return aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=True,
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=trust_env,
                                  headers={"User-Agent": USER_AGENT},
                                  skip_auto_headers=("Accept-Encoding", "Content-Type"))
 

@@ -6,7 +6,9 @@ connections. Concurrent invocations of one instance share the loop.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
+import urllib.request
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -98,18 +100,35 @@ class Runtime:
             self.io.stop()
 
 
+def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
+    """One TLS context for OSS and MPS, verified against ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, else
+    certifi's bundle (what oss2 and httpx would use). Loading a bundle takes tens of milliseconds."""
+    import certifi
+
+    cafile, capath = env.get("SSL_CERT_FILE"), env.get("SSL_CERT_DIR")
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:
     settings = load_settings(env)
     credentials = CredentialsSource(resolve_credentials(env, context))
+    # TLS is set up only if an endpoint needs it (an emulator on http:// does not); proxies are looked for
+    # once, here: without any, neither client looks in the environment again on every request.
+    https = (settings.oss_endpoint or "https:").startswith("https:") or settings.mps_endpoint.startswith("https:")
+    tls: ssl.SSLContext | bool = tls_context(env) if https else False
+    proxies = bool(urllib.request.getproxies())
     io = Loop()
 
     async def clients() -> tuple[OSSClient, MPSClient]:
         # Made on the loop: an aiohttp session and an httpx.AsyncClient belong to the loop that made them.
-        oss = OSSClient(new_session(settings.copy_concurrency), credentials, endpoint_for=settings.oss_endpoint_for,
-                        slots=settings.copy_concurrency, timeout=settings.oss_timeout)
+        oss = OSSClient(new_session(settings.copy_concurrency, tls, proxies), credentials,
+                        endpoint_for=settings.oss_endpoint_for, slots=settings.copy_concurrency,
+                        timeout=settings.oss_timeout)
         limiter = RateLimiter(settings.mps_max_qps, adaptive=settings.mps_adaptive)
         mps = MPSClient(settings.mps_endpoint, credentials, limiter=limiter, signature=settings.mps_signature,
-                        timeout=settings.mps_timeout)
+                        timeout=settings.mps_timeout, tls=tls, trust_env=proxies)
         return oss, mps
 
     oss, mps = io.run(clients())

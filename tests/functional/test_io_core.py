@@ -125,7 +125,8 @@ def test_a_missing_file_rejects_the_job_and_the_files_not_started_are_not(cloud:
     cloud.job(JOB, files)  # the first one was never written
     entry = cloud.invoke(topic_json(JOB), COPY_CONCURRENCY="1").result["jobs"][0]
     assert (entry["outcome"], entry["reason"]) == ("rejected", f"result file missing from OSS: oss://{SOURCE}/out/f0.jpg")
-    assert len(cloud.oss_log("HeadObject")) == 1  # the one slot's HEAD, then the rest were cancelled
+    # The one slot's HEAD, and at most the next one (handed the slot as the first failed); the rest cancelled.
+    assert len(cloud.oss_log("HeadObject")) <= 2
     assert cloud.oss_log("CopyObject") == []
     assert cloud.manifest(JOB) is None
 

@@ -4,9 +4,12 @@ timeouts capped by the invocation's time left."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +18,9 @@ from iproduction import retry
 from iproduction.budget import Deadline
 from iproduction.crc64 import crc64
 from iproduction.credentials import Credentials, CredentialsSource
-from iproduction.errors import BudgetExceededError
+from iproduction.errors import BudgetExceededError, TransientError
 from iproduction.oss import OSSClient, new_session
+from iproduction.runtime import build_runtime, tls_context
 from tests.unit.scripted_server import ScriptedServer, ok
 
 DOCUMENT = {"jobId": "j", "attempts": 1}
@@ -25,7 +29,7 @@ BODY = json.dumps(DOCUMENT).encode()
 
 def run(server: ScriptedServer, work: Callable[[OSSClient], Any]) -> tuple[Any, OSSClient]:
     async def main() -> tuple[Any, OSSClient]:
-        session = new_session(4)
+        session = new_session(4, False, False)
         client = OSSClient(session, CredentialsSource(Credentials("ak", "sk")), endpoint_for=lambda region: server.url,
                            slots=4, policy=retry.RetryPolicy(base=0.01))
         try:
@@ -77,3 +81,63 @@ def test_no_request_starts_without_time_left(serve: Callable[..., ScriptedServer
     with pytest.raises(BudgetExceededError):
         run(server, lambda c: c.head(c.bucket("dest", "cn-hangzhou"), "k", Deadline(-1)))
     assert server.received == []
+
+
+def certificate(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` (its own CA), and its key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp / "cert.pem", tmp / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_tls_is_verified_against_the_ca_bundle_and_connections_are_kept(serve: Callable[..., ScriptedServer],
+                                                                        tmp_path: Path) -> None:
+    cert, key = certificate(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    server = serve(ok(b"", "x-oss-hash-crc64ecma: 0"), ok(b"", "x-oss-hash-crc64ecma: 0"), tls=tls)
+
+    async def twice(context: ssl.SSLContext) -> None:
+        session = new_session(2, context, False)
+        client = OSSClient(session, CredentialsSource(Credentials("ak", "sk")), endpoint_for=lambda r: server.url,
+                           policy=retry.RetryPolicy(attempts=1))
+        try:
+            for _ in range(2):
+                assert await client.head(client.bucket("dest", "cn-hangzhou"), "k", None) is not None
+        finally:
+            await session.close()
+
+    asyncio.run(twice(tls_context({"SSL_CERT_FILE": str(cert)})))
+    assert server.connections == 1
+    with pytest.raises(TransientError, match="ClientConnectorCertificateError"):
+        asyncio.run(twice(tls_context({})))  # certifi's bundle does not know this certificate
+
+
+def test_tls_and_the_environment_s_proxies_are_set_up_once_and_only_where_needed() -> None:
+    env = {"DEST_BUCKET": "dest-bucket", "FC_REGION": "cn-hangzhou", "ALIBABA_CLOUD_ACCESS_KEY_ID": "ak",
+           "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "sk"}
+    local = build_runtime({**env, "OSS_ENDPOINT": "http://127.0.0.1:1", "MPS_ENDPOINT": "http://127.0.0.1:2"})
+    cloud = build_runtime(env)
+    try:
+        assert local.oss.session.connector._ssl is False  # nothing to verify on http://
+        assert isinstance(cloud.oss.session.connector._ssl, ssl.SSLContext)
+        assert not local.oss.session.trust_env  # no proxy in this environment: not looked up per request
+    finally:
+        local.close()
+        cloud.close()
