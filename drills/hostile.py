@@ -22,6 +22,7 @@ must not be.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sys
@@ -222,6 +223,15 @@ def _client(body: bytes, status: int = 200) -> MPSClient:
                      limiter=RateLimiter(100_000), transport=transport, policy=RetryPolicy(attempts=1))
 
 
+def _query(body: bytes) -> Any:
+    """What the function's MPS client makes of one answer (``body``)."""
+    client = _client(body)
+    try:
+        return asyncio.run(client.query_iproduction_job(JOB))
+    finally:
+        asyncio.run(client.close())
+
+
 unsafe_keys = st.one_of(
     st.sampled_from(["../x.jpg", "a/../../b.jpg", "/abs.jpg", "a//b.jpg", "a/./b.jpg", "a/b\n.jpg", "a\x00b",
                      "a\x7fb", "manifest.json", "out/manifest.json", "", ".", "..", "a/", "\u202e.jpg"]),
@@ -276,7 +286,7 @@ def answers(draw: st.DrawFn) -> bytes:
 def check_answer(body: bytes, tally: Counter[str]) -> str:
     """What the function makes of one answer: a job it would act on, or a classified refusal."""
     try:
-        job = job_from_answer(JOB, _client(body).query_iproduction_job(JOB))
+        job = job_from_answer(JOB, _query(body))
         if job.action is Action.COPY and result_missing(job.result) is not None:
             return "job-wait (Success without a result list yet)"
         if job.action is Action.COPY:

@@ -18,6 +18,7 @@ manifest describes (the one window left: between that check and the write).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
@@ -249,16 +250,15 @@ class ServerSide:
 class Streamed:
     """Source region ≠ destination region (OSS refuses CopyObject across regions, oss.md §1.1):
     a ranged GET piped into PutObject / UploadPart, never held whole, CRC-64 checked end to end.
-    A stream holds two connections, so at most half of them carry streams at once."""
+    A stream is one slot and two connections: its GET holds the slot, the upload it feeds is paired."""
 
     name = "streamed"
 
-    def __init__(self, oss: OSSClient, dest: Bucket, source: Bucket, timer: CopyTimer, streams: int) -> None:
+    def __init__(self, oss: OSSClient, dest: Bucket, source: Bucket, timer: CopyTimer) -> None:
         self.oss = oss
         self.dest = dest
         self.source = source
         self.timer = timer
-        self.gate = asyncio.Semaphore(max(1, streams))
 
     def threshold(self, settings: Settings) -> int:
         """Above one part's size a file goes in parallel parts (one stream is one connection's speed)."""
@@ -274,8 +274,8 @@ class Streamed:
             get_headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
 
         async def attempt() -> tuple[str, int]:
-            async with self.gate, self.oss.open("GET", self.source, plan.source_key, deadline, headers=get_headers,
-                                                needs=self.timer.estimate(size)) as response:
+            async with self.oss.open("GET", self.source, plan.source_key, deadline, headers=get_headers,
+                                     needs=self.timer.estimate(size)) as response:
                 if byte_range is not None and response.status != 206 and size != info.size:
                     raise oss_errors.InconsistentError("the source ignored the byte range", "")
                 crc = 0
@@ -365,7 +365,7 @@ class Copier:
     def strategy_for(self, source: Bucket) -> Strategy:
         if source.region == self.settings.dest_region:
             return ServerSide(self.oss, self.dest, source, self.timer)
-        return Streamed(self.oss, self.dest, source, self.stream_timer, self.settings.copy_concurrency // 2)
+        return Streamed(self.oss, self.dest, source, self.stream_timer)
 
     async def copy_files(self, plans: list[FilePlan], source: Bucket, existing: dict[str, Listed],
                          manifest_key: str, deadline: Deadline) -> list[CopiedFile]:
@@ -461,8 +461,16 @@ class Copier:
                 raise
             return xml_text(reply.body, "UploadId")
 
-        upload_id = await self.oss.call(initiate, f"initiate multipart upload of {plan.dest_key}", deadline,
-                                        self.dest)
+        started = asyncio.ensure_future(self.oss.call(initiate, f"initiate multipart upload of {plan.dest_key}",
+                                                      deadline, self.dest))
+        try:
+            upload_id = await asyncio.shield(started)
+        except asyncio.CancelledError:
+            # Cancelled (another file rejected the job) with the initiation on its way: OSS may have made the
+            # upload already. Let the initiation answer, then abort what it made.
+            with contextlib.suppress(Exception):
+                await self.abort(plan, await started, deadline)
+            raise
         try:
             ranges = part_ranges(info.size, self.settings.part_size, self.settings.copy_concurrency)
             parts = await settle([strategy.part(plan, info, upload_id, number, byte_range, deadline)

@@ -221,12 +221,12 @@ def translate(exc: BaseException, what: str, bucket: Bucket | None = None) -> Co
 
 
 def new_session(connections: int, tls: ssl.SSLContext | bool, trust_env: bool) -> aiohttp.ClientSession:
-    """The instance's session (on the running loop): at most ``connections`` open connections (two with
-    one slot: a stream is a GET and an upload), kept alive; TLS verified with ``tls``; proxies from the
-    environment when ``trust_env`` (aiohttp then reads them, and ``.netrc``, on every request); bodies left
-    as OSS sends them (an object stored gzip-encoded is not inflated); no header added after signing (a
-    Content-Type that aiohttp would add unasked is not in the signature)."""
-    connector = aiohttp.TCPConnector(limit=max(2, connections), limit_per_host=0, ssl=tls,
+    """The instance's session (on the running loop): at most ``connections`` open connections (twice the
+    slots: a stream is a GET holding a slot and the upload it feeds), kept alive; TLS verified with
+    ``tls``; proxies from the environment when ``trust_env`` (aiohttp then reads them, and ``.netrc``, on
+    every request); bodies left as OSS sends them (an object stored gzip-encoded is not inflated); no
+    header added after signing (a Content-Type that aiohttp would add unasked is not in the signature)."""
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=0, ssl=tls,
                                      ttl_dns_cache=60, enable_cleanup_closed=True)
     return aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=trust_env,
                                  headers={"User-Agent": USER_AGENT},

@@ -123,7 +123,7 @@ def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:
 
     async def clients() -> tuple[OSSClient, MPSClient]:
         # Made on the loop: an aiohttp session and an httpx.AsyncClient belong to the loop that made them.
-        oss = OSSClient(new_session(settings.copy_concurrency, tls, proxies), credentials,
+        oss = OSSClient(new_session(2 * settings.copy_concurrency, tls, proxies), credentials,
                         endpoint_for=settings.oss_endpoint_for, slots=settings.copy_concurrency,
                         timeout=settings.oss_timeout)
         limiter = RateLimiter(settings.mps_max_qps, adaptive=settings.mps_adaptive)
