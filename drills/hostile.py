@@ -216,20 +216,33 @@ def batches_property(examples: int, tally: Counter[str]) -> None:
     prop()
 
 
-def _client(body: bytes, status: int = 200) -> MPSClient:
-    transport = httpx.MockTransport(lambda request: httpx.Response(
-        status, content=body, headers={"content-type": "application/json"}))
-    return MPSClient("http://mts.cn-hangzhou.test", CredentialsSource(Credentials(AK, SECRET, TOKEN)),
-                     limiter=RateLimiter(100_000), transport=transport, policy=RetryPolicy(attempts=1))
+class _Answers:
+    """One MPS client whose transport answers with whatever body is set (a client and a loop per answer
+    would cost more than the answers' own checks)."""
+
+    def __init__(self) -> None:
+        self.body = b""
+        self.status = 200
+        transport = httpx.MockTransport(lambda request: httpx.Response(
+            self.status, content=self.body, headers={"content-type": "application/json"}))
+        self.client = MPSClient("http://mts.cn-hangzhou.test", CredentialsSource(Credentials(AK, SECRET, TOKEN)),
+                                limiter=RateLimiter(100_000), transport=transport, policy=RetryPolicy(attempts=1))
+        self.loop = asyncio.new_event_loop()
+
+    def query(self, body: bytes, status: int = 200) -> Any:
+        self.body, self.status = body, status
+        return self.loop.run_until_complete(self.client.query_iproduction_job(JOB))
 
 
-def _query(body: bytes) -> Any:
+_answers: _Answers | None = None
+
+
+def _query(body: bytes, status: int = 200) -> Any:
     """What the function's MPS client makes of one answer (``body``)."""
-    client = _client(body)
-    try:
-        return asyncio.run(client.query_iproduction_job(JOB))
-    finally:
-        asyncio.run(client.close())
+    global _answers
+    if _answers is None:
+        _answers = _Answers()
+    return _answers.query(body, status)
 
 
 unsafe_keys = st.one_of(
