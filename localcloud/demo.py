@@ -51,10 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", action="store_true", help="also print the function's JSON log lines")
     args = parser.parse_args(argv)
 
-    with LocalCloud() as cloud:
+    with LocalCloud() as cloud, FunctionInstance(env=cloud.env(), credentials=cloud.credentials, timeout=60,
+                                                 echo_logs=args.logs) as function:
         assert cloud.mps is not None and cloud.oss is not None
-        function = FunctionInstance(env=cloud.env(), credentials=cloud.credentials, timeout=60,
-                                    echo_logs=args.logs)
         print(f"OSS emulator {cloud.oss.url}, MPS emulator {cloud.mps.url}; function loaded from handler/")
         for number, (name, what) in enumerate(STEPS, start=1):
             print(f"\n[{number}] {what}")
