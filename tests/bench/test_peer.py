@@ -12,9 +12,7 @@ import pytest
 
 from localcloud.fc import FunctionInstance
 from localcloud.fc.context import Credentials
-from localcloud.mps import MpsEmulator
-from localcloud.oss import OssEmulator
-from tests.functional.harness import AK, DEST, EVENT_FORMATS, JOB, REGION, SECRET, SOURCE, TOKEN, Cloud
+from tests.functional.harness import AK, DEST, EVENT_FORMATS, JOB, REGION, SECRET, SOURCE, TOKEN, Cloud, started_cloud
 
 PEER = Path(__file__).resolve().parents[2] / "bench" / "peer"
 FILES = {"iproduction/out/a.jpg": b"first image", "iproduction/out/sub/b.jpg": b"second, deeper"}
@@ -22,15 +20,8 @@ FILES = {"iproduction/out/a.jpg": b"first image", "iproduction/out/sub/b.jpg": b
 
 @pytest.fixture
 def cloud() -> Iterator[Cloud]:
-    oss = OssEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=TOKEN).start()
-    mps = MpsEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=TOKEN).start()
-    env = Cloud(oss, mps)
-    try:
+    with started_cloud() as env:
         yield env
-    finally:
-        env.close()
-        oss.stop()
-        mps.stop()
 
 
 def peer(cloud: Cloud, **env: str) -> FunctionInstance:

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from localcloud.mps import MpsEmulator
-from localcloud.oss import OssEmulator
-from tests.functional.harness import AK, SECRET, TOKEN, Cloud
+from tests.functional.harness import Cloud, started_cloud
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER = ROOT / "handler"
@@ -29,15 +27,8 @@ class Ran:
 
 @pytest.fixture
 def cloud() -> Iterator[Cloud]:
-    oss = OssEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=TOKEN).start()
-    mps = MpsEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=TOKEN).start()
-    env = Cloud(oss, mps)
-    try:
+    with started_cloud() as env:
         yield env
-    finally:
-        env.close()
-        oss.stop()
-        mps.stop()
 
 
 def base_env(home: Path) -> dict[str, str]:

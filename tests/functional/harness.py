@@ -4,7 +4,9 @@ and builders for every event format. Everything is checked from the emulators' s
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,3 +175,20 @@ def outcomes(result: Any) -> dict[str, str]:
     if result.ok:
         return {j.get("jobId", j.get("messageId", "?")): j["outcome"] for j in result.result["jobs"]}
     return {line["jobId"]: line["outcome"] for line in result.json_logs() if line.get("event") == "job.outcome"}
+
+
+@contextlib.contextmanager
+def started_cloud() -> Iterator[Cloud]:
+    """Fresh OSS and MPS emulators (credentials and STS token checked), stopped afterwards."""
+    from localcloud.mps import MpsEmulator
+    from localcloud.oss import OssEmulator
+
+    oss = OssEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=TOKEN).start()
+    mps = MpsEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=TOKEN).start()
+    env = Cloud(oss, mps)
+    try:
+        yield env
+    finally:
+        env.close()
+        oss.stop()
+        mps.stop()
