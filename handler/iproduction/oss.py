@@ -13,7 +13,7 @@ limit is ``COPY_CONCURRENCY``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -50,6 +50,11 @@ class Bucket:
     name: str
     region: str
     endpoint: str
+
+    @functools.cached_property
+    def base(self) -> str:
+        """The URL of the bucket's objects, without the key (:func:`object_url`)."""
+        return object_url(self.endpoint, self.name, "")
 
 
 @dataclass(frozen=True)
@@ -255,45 +260,61 @@ class OSSClient:
     def prepare(self, method: str, bucket: Bucket, key: str, params: Mapping[str, str] | None,
                 headers: Mapping[str, str] | None) -> tuple[URL, dict[str, str]]:
         """The request's URL (encoded exactly as signed) and its signed headers."""
-        params = dict(params or {})
-        signed = dict(headers or {})
+        params = params or {}
+        signed = dict(headers) if headers else {}
         sign(method, bucket.name, key, params, signed, bucket.region, self.credentials.get())
-        url = object_url(bucket.endpoint, bucket.name, key)
+        url = bucket.base + uri_quote(key)
         if params:
             url += "?" + "&".join(f"{uri_quote(k)}={uri_quote(v)}" if v else uri_quote(k)
                                   for k, v in params.items())
         return URL(url, encoded=True), signed
 
-    @asynccontextmanager
-    async def open(self, method: str, bucket: Bucket, key: str, deadline: Deadline | None, *,
-                   params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-                   body: Any = None, needs: float = 0.0, paired: bool = False) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send one request once a connection slot is free; yields the answer with its body unread (an
-        error answer raises oss2's exception). The request is not sent unless ``needs`` seconds are left
-        then, and may not outlive the time left (``deadline``). ``paired``: the upload fed by a GET that
-        holds a slot already (a stream is one slot, two connections)."""
-        what = f"{method} {bucket.name}/{key}"
-        async with contextlib.nullcontext() if paired else self.slots:
-            limit = self.timeout
-            if deadline is not None:
-                deadline.check(needs, what)
-                limit = deadline.cap(self.timeout, what)
-            url, signed = self.prepare(method, bucket, key, params, headers)
-            async with self.session.request(method, url, headers=signed, data=body, allow_redirects=False,
-                                            timeout=aiohttp.ClientTimeout(total=limit)) as response:
-                if response.status >= 300:
-                    data = b"" if method == "HEAD" else await response.read()
-                    raise oss_errors.make_exception(Reply(response.status, response.headers, data))
-                yield response
+    def request(self, method: str, bucket: Bucket, key: str, deadline: Deadline | None, *,
+                params: Mapping[str, str] | None, headers: Mapping[str, str] | None, body: Any,
+                needs: float) -> Any:
+        """The request, addressed, signed and timed, for a caller that holds a connection slot: it is
+        not sent unless ``needs`` seconds are left, and may not outlive the time left (``deadline``)."""
+        limit = self.timeout
+        if deadline is not None:
+            what = f"{method} {bucket.name}/{key}"
+            deadline.check(needs, what)
+            limit = deadline.cap(self.timeout, what)
+        url, signed = self.prepare(method, bucket, key, params, headers)
+        return self.session.request(method, url, headers=signed, data=body, allow_redirects=False,
+                                    timeout=aiohttp.ClientTimeout(total=limit))
 
     async def send(self, method: str, bucket: Bucket, key: str, deadline: Deadline | None, *,
                    params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
                    body: Any = None, needs: float = 0.0, paired: bool = False) -> Reply:
-        """One request, its answer read whole."""
-        async with self.open(method, bucket, key, deadline, params=params, headers=headers, body=body,
-                             needs=needs, paired=paired) as response:
+        """One request once a connection slot is free, its answer read whole (an error answer raises
+        oss2's exception). ``paired``: the upload fed by a GET that holds a slot already (a stream is
+        one slot, two connections)."""
+        if paired:
+            return await self.exchange(method, bucket, key, deadline, params, headers, body, needs)
+        async with self.slots:
+            return await self.exchange(method, bucket, key, deadline, params, headers, body, needs)
+
+    async def exchange(self, method: str, bucket: Bucket, key: str, deadline: Deadline | None,
+                       params: Mapping[str, str] | None, headers: Mapping[str, str] | None, body: Any,
+                       needs: float) -> Reply:
+        async with self.request(method, bucket, key, deadline, params=params, headers=headers, body=body,
+                                needs=needs) as response:
             data = b"" if method == "HEAD" else await response.read()
-            return Reply(response.status, response.headers, data)
+            reply = Reply(response.status, response.headers, data)
+        if reply.status >= 300:
+            raise oss_errors.make_exception(reply)
+        return reply
+
+    @asynccontextmanager
+    async def open(self, method: str, bucket: Bucket, key: str, deadline: Deadline | None, *,
+                   headers: Mapping[str, str] | None = None,
+                   needs: float = 0.0) -> AsyncIterator[aiohttp.ClientResponse]:
+        """:meth:`send`, but yields the answer with its body unread, to be streamed."""
+        async with self.slots, self.request(method, bucket, key, deadline, params=None, headers=headers, body=None,
+                                            needs=needs) as response:
+            if response.status >= 300:
+                raise oss_errors.make_exception(Reply(response.status, response.headers, await response.read()))
+            yield response
 
     async def call(self, attempt: Any, what: str, deadline: Deadline | None, bucket: Bucket | None = None) -> Any:
         """``await attempt()`` with retries; failures come out translated (a request cut at the
