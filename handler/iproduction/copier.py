@@ -211,7 +211,7 @@ class ServerSide:
                 if is_exists(exc):
                     raise ExistsError(plan.dest_key) from None
                 raise
-            return xml_text(reply.body, "ETag").strip('"').upper()
+            return reply.etag  # from the ETag header, as oss2 reads it (the XML body says the same)
 
         started = time.monotonic()
         etag = await self.oss.call(attempt, f"copy {plan.source_url}", deadline, self.dest)
@@ -236,7 +236,7 @@ class ServerSide:
             reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, headers=headers,
                                         params={"partNumber": str(number), "uploadId": upload_id},
                                         needs=self.timer.estimate(size))
-            return Part(number, xml_text(reply.body, "ETag").strip('"'), size)
+            return Part(number, (reply.headers.get("etag") or "").strip('"'), size)
 
         started = time.monotonic()
         part = await self.oss.call(attempt, f"copy part {number} of {plan.source_url}", deadline, self.dest)
