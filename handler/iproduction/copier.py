@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from oss2 import exceptions as oss_errors
 
@@ -79,25 +79,34 @@ class ExistsError(Exception):
     """The destination object exists already (``x-oss-forbid-overwrite`` answered 409)."""
 
 
-class Strategy(Protocol):
+class Strategy:
     """How the bytes of one file (or one part of it) reach the destination."""
 
-    name: str
-    source: Bucket
+    name = ""
+
+    def __init__(self, oss: OSSClient, dest: Bucket, source: Bucket, timer: CopyTimer) -> None:
+        self.oss = oss
+        self.dest = dest
+        self.source = source
+        self.timer = timer
 
     def threshold(self, settings: Settings) -> int:
         """Files this large or larger go in parts."""
+        raise NotImplementedError
 
     async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
         """Transfer a whole file in one request; return the destination ETag (verified).
         Raises :class:`ExistsError` when the destination exists and ``overwrite`` is false."""
+        raise NotImplementedError
 
     async def part(self, plan: FilePlan, info: ObjectInfo, upload_id: str, number: int,
                    byte_range: tuple[int, int], deadline: Deadline) -> Part:
         """Transfer one part (``byte_range`` inclusive)."""
+        raise NotImplementedError
 
     def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[Part]) -> None:
         """Raise :class:`IntegrityError` if the parts do not add up to the source."""
+        raise NotImplementedError
 
 
 def part_ranges(size: int, part_size: int, concurrency: int) -> list[tuple[int, int]]:
@@ -184,16 +193,10 @@ class Progress:
                       bytesDone=self.bytes_done, bytesTotal=self.bytes_total)
 
 
-class ServerSide:
+class ServerSide(Strategy):
     """CopyObject / UploadPartCopy: the bytes never leave OSS (same region only)."""
 
     name = "server-side"
-
-    def __init__(self, oss: OSSClient, dest: Bucket, source: Bucket, timer: CopyTimer) -> None:
-        self.oss = oss
-        self.dest = dest
-        self.source = source
-        self.timer = timer
 
     def threshold(self, settings: Settings) -> int:
         return settings.multipart_threshold
@@ -247,18 +250,12 @@ class ServerSide:
         return None  # the destination HEAD after Complete is the check
 
 
-class Streamed:
+class Streamed(Strategy):
     """Source region ≠ destination region (OSS refuses CopyObject across regions, oss.md §1.1):
     a ranged GET piped into PutObject / UploadPart, never held whole, CRC-64 checked end to end.
     A stream is one slot and two connections: its GET holds the slot, the upload it feeds is paired."""
 
     name = "streamed"
-
-    def __init__(self, oss: OSSClient, dest: Bucket, source: Bucket, timer: CopyTimer) -> None:
-        self.oss = oss
-        self.dest = dest
-        self.source = source
-        self.timer = timer
 
     def threshold(self, settings: Settings) -> int:
         """Above one part's size a file goes in parallel parts (one stream is one connection's speed)."""
