@@ -29,8 +29,11 @@ A fault rule is ``{"op": "CopyObject" | "*", "kind": "503", "rate": 0.2}`` (each
 fails with that probability) or ``{"op": ..., "kind": ..., "times": 3, "after": 1}`` (skip one
 matching request, then fail the next three), or ``{"op": ..., "sequence": ["503", null, "reset"]}``
 (one entry per matching request, ``null`` lets it through). Kinds the base server handles itself:
-``reset`` (the connection is dropped without an answer) and ``slow`` (the answer is held back
-``seconds``, default 30, then given normally). Every other kind (``503``, ``500``, ``throttle``,
+``reset`` (the connection is dropped without an answer, nothing done), ``reset_after`` (the request is
+carried out, then the connection is dropped before its answer leaves: a write stored whose answer never
+arrives, the case RFC 9110 §9.2.2 has in mind with "a communication failure ... before the client is able
+to read the server's response") and ``slow`` (the answer is held back ``seconds``, default 30, then given
+normally). Every other kind (``503``, ``500``, ``throttle``,
 ``corrupt``...) is turned into an answer by the emulator.
 """
 
@@ -331,6 +334,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     _arrived = 0.0  # when the request being handled arrived (monotonic)
     _due = 0.0  # when its answer may leave (0: now)
+    _drop_answer = False  # ``reset_after``: the work is done, then the connection dropped instead of answering
 
     def setup(self) -> None:
         super().setup()
@@ -347,6 +351,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self.wait_due()
+        if self._drop_answer:
+            self.log_fields["unanswered"] = code
+            raise DroppedError
         self.log_fields["status"] = code
         super().send_response(code, message)
 
@@ -415,6 +422,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self.log_fields: dict[str, Any] = {"method": self.command, "path": self.path}
+        self._drop_answer = False
         chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
         self._body_read = not chunked and (self.headers.get("Content-Length") or "0").strip() == "0"
         split = urlsplit(self.path)
@@ -456,7 +464,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         thread sleeps the latency here, before any of the work (see the module docstring).
 
         Returns the fault kind the emulator must answer with itself (``503``...), or None.
-        ``reset`` raises :class:`DroppedError`; ``slow`` sleeps and returns None.
+        ``reset`` raises :class:`DroppedError`; ``reset_after`` returns None and drops the connection where
+        the answer would start (:meth:`send_response`); ``slow`` sleeps and returns None.
         """
         self.log_fields["op"] = op
         knobs = self.emulator.knobs
@@ -474,6 +483,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             raise DroppedError
         if rule.kind == "slow":
             time.sleep(rule.seconds)
+            return None
+        if rule.kind == "reset_after":
+            self._drop_answer = True
             return None
         return rule.kind
 

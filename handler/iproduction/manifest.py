@@ -6,9 +6,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import logs
 from .budget import Deadline
 from .config import Settings
 from .copier import CopiedFile
+from .errors import TransientError
 from .job import Action, Job
 from .layout import job_prefix, manifest_key
 from .oss import Bucket, OSSClient
@@ -65,12 +67,28 @@ class Commit:
 async def commit(oss: OSSClient, dest: Bucket, settings: Settings, document: dict[str, Any],
                  deadline: Deadline) -> Commit:
     """PUT the manifest unless one exists. A 409 means another invocation committed first; when
-    the document found is ours (an answer lost on the way back, then retried) it counts as written."""
+    the document found is ours (an answer lost on the way back, then retried) it counts as written.
+
+    When the PUT still fails after its retries, one of its attempts may have been stored all the same
+    (its answer cut, timed out or a 5xx; or stored late, still on its way): reporting ``error`` then
+    would leave the trigger's retry to find it ``already-committed``, and no invocation would report
+    ``committed``. So it is put once more (with its retries) while three quarters of the reserve are not
+    spent (the last quarter is for reporting): stored is ours; 409 is whoever stored first, compared as
+    above (a late attempt of ours included); still no answer is ``error``, as before."""
     key = manifest_key(settings.dest_prefix, document["jobId"])
     deadline.check(0.05, "commit the manifest")
     # Once started, the commit may use half the reserve: it is what the copies were for.
     final = deadline.grace()
-    if await oss.put_json(dest, key, document, final, forbid_overwrite=True) is not None:
+    try:
+        stored = await oss.put_json(dest, key, document, final, forbid_overwrite=True)
+    except TransientError as exc:
+        logs.warning("manifest.unanswered", error=str(exc), then="put once more, if absent")
+        final = deadline.grace(0.75)
+        try:
+            stored = await oss.put_json(dest, key, document, final, forbid_overwrite=True)
+        except TransientError:
+            raise exc from None
+    if stored is not None:
         return Commit(True, document)
     existing = await oss.get_json(dest, key, final)
     ours = isinstance(existing, dict) and all(

@@ -194,6 +194,41 @@ def test_error_is_raised_after_every_other_job_and_a_retry_finishes(cloud: Cloud
     assert sorted(outcomes(retry).values()) == ["already-committed", "committed"]
 
 
+def manifest_puts(cloud: Cloud) -> list[dict]:
+    return [e for e in cloud.oss_log("PutObject") if e["key"] == f"iproduction/{JOB}/manifest.json"]
+
+
+def test_a_manifest_stored_whose_answer_is_lost_is_committed_by_that_invocation(cloud: Cloud) -> None:
+    """OSS stores the manifest but the connection is cut before its answer, and every retry within the
+    invocation fails: the invocation finds its own manifest and reports ``committed``, the trigger's next
+    delivery ``already-committed`` (exactly one invocation reports ``committed``)."""
+    cloud.seed_job_with_files(JOB, FILES)
+    # Six 503s: the function's five retries, and aiohttp's own resend of a PUT cut on a reused connection.
+    cloud.oss.knobs.configure({"faults": [{"op": "PutObject", "sequence": ["reset_after", *["503"] * 6]}]})
+    result = cloud.invoke(topic_json(JOB))
+    assert result.ok, result.error
+    assert outcomes(result) == {JOB: "committed"}
+    puts = manifest_puts(cloud)
+    assert puts[0].get("unanswered") == 200 and puts[-1]["status"] == 409  # stored, then found to be ours
+    [query] = [e for e in cloud.mps.log.entries() if e.get("op") == "QueryIProductionJob"]
+    assert cloud.manifest(JOB)["mpsRequestId"] == query["request_id"]
+    cloud.oss.knobs.configure({"faults": []})
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "already-committed"}
+
+
+def test_a_manifest_put_still_on_its_way_past_the_retries_is_committed_by_that_invocation(cloud: Cloud) -> None:
+    """The first manifest PUT is answered past the client timeout and stored only then (still on its
+    way when the retries, all 503, are spent): the PUT once more stores it first and reports
+    ``committed``; the late one then finds it there (409) and changes nothing."""
+    cloud.seed_job_with_files(JOB, FILES)
+    cloud.oss.knobs.configure({"faults": [{"op": "PutObject", "sequence": ["slow", *["503"] * 5], "seconds": 5}]})
+    result = cloud.invoke(topic_json(JOB), OSS_TIMEOUT_SECONDS="0.5")
+    assert result.ok, result.error
+    assert outcomes(result) == {JOB: "committed"}
+    cloud.oss.knobs.configure({"faults": []})
+    assert outcomes(cloud.invoke(topic_json(JOB))) == {JOB: "already-committed"}
+
+
 def test_throttling_and_5xx_are_retried_to_committed(cloud: Cloud) -> None:
     cloud.seed_job_with_files(JOB, FILES)
     cloud.mps.knobs.configure({"faults": [{"op": "QueryIProductionJob", "sequence": ["throttle", "503", "throttle"]}]})

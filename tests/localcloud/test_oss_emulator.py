@@ -611,6 +611,20 @@ def test_slow_fault(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
     assert oss_admin.knobs()["injected"] == {"slow": 2}
 
 
+def test_reset_after_fault_stores_then_drops_the_answer(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
+    """``reset_after`` carries the request out, then cuts the connection where the answer would start:
+    the client sees no answer (oss2 ``RequestError``), the object is stored all the same."""
+    b = bucket(oss_emulator)
+    oss_admin.knobs(faults=[{"op": "PutObject", "kind": "reset_after", "times": 1}])
+    with pytest.raises(RequestError):
+        b.put_object("lost-answer", b"stored anyway")
+    assert oss_admin.read("src-bucket", "lost-answer") == b"stored anyway"
+    [put] = [entry for entry in oss_admin.log() if entry["op"] == "PutObject"]
+    assert put["fault"] == "reset_after" and put["status"] == 0 and put["unanswered"] == 200
+    assert b.get_object("lost-answer").read() == b"stored anyway"  # the next request is answered
+    assert oss_admin.knobs()["injected"] == {"reset_after": 1}
+
+
 def test_copy_rate_and_bandwidth_delay(oss_emulator: OssEmulator, oss_admin: OssAdmin) -> None:
     oss_admin.put_object("src-bucket", "big", synthetic=(512 * MIB, 1))
     b = bucket(oss_emulator)

@@ -218,6 +218,7 @@ def test_deadline_from_context_caps_requests_and_the_copy_timer() -> None:
     clock.now = 50.0
     assert deadline.cap(10.0) == pytest.approx(4.0)  # a request's timeout never passes the deadline
     assert deadline.grace().remaining() == pytest.approx(7.0)  # the commit may use half the reserve
+    assert deadline.grace(0.75).remaining() == pytest.approx(8.5)  # its check once more, a quarter left
     clock.now = 54.5
     with pytest.raises(BudgetExceededError, match="time budget"):
         deadline.check(0.1, "copy")
