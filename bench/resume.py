@@ -2,6 +2,7 @@
 ``error``, and count the invocations until ``committed`` and the result files at the destination after each.
 
     python -m bench.resume [--files 3000] [--timeouts 3 1] [--latency 0.02] [--tries 15] [--precopied] [--verbose]
+                           [--code DIR]   (another version's handler/, e.g. from `git archive <commit> handler`)
 
 Every invocation runs on the same warm instance (a retry often lands on one), against the local emulators
 with ``--latency`` per request on OSS and MPS. ``--precopied`` puts every file at the destination first (a
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
+import localcloud.fc.instance
 from tests.functional.harness import DEST, JOB, SOURCE, Cloud, outcomes, started_cloud, topic_json
 
 
@@ -57,7 +60,10 @@ def main() -> None:
     parser.add_argument("--tries", type=int, default=15)
     parser.add_argument("--precopied", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="say why each invocation ended in error")
+    parser.add_argument("--code", help="the function's code root (default: this checkout's handler/)")
     args = parser.parse_args()
+    if args.code:
+        localcloud.fc.instance.DEFAULT_CODE_ROOT = Path(args.code)
     for timeout in args.timeouts:
         print(f"{args.files} files, FC timeout {timeout} s, {args.latency * 1000:g} ms per request"
               f"{', all at the destination already' if args.precopied else ''}:", flush=True)
