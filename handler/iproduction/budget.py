@@ -69,11 +69,12 @@ class Deadline:
 class CopyTimer:
     """Estimates how long a server-side copy request takes, from the ones already done.
 
-    Starts from a cautious guess (50 MiB/s, 0.5 s per request) and follows what it observes,
-    so that an invocation stops starting copies that would not finish in time.
+    Starts from a cautious guess (50 MiB/s, 0.1 s per request) and follows what it observes,
+    so that an invocation stops starting copies that would not finish in time. (A guess as long as
+    a short function's whole budget would start no copy, and so never learn better.)
     """
 
-    def __init__(self, rate: float = 50 * 2**20, overhead: float = 0.5) -> None:
+    def __init__(self, rate: float = 50 * 2**20, overhead: float = 0.1) -> None:
         self._rate = rate
         self._overhead = overhead
         self._observed = 0

@@ -365,14 +365,29 @@ class Copier:
         return Streamed(self.oss, self.dest, source, self.stream_timer)
 
     async def copy_files(self, plans: list[FilePlan], source: Bucket, existing: dict[str, Listed],
-                         manifest_key: str, deadline: Deadline) -> list[CopiedFile]:
+                         manifest_key: str, deadline: Deadline,
+                         verified: dict[str, CopiedFile] | None = None) -> list[CopiedFile]:
         """Copy (or skip) every planned file; raises the worst failure after the others finished
-        (a rejection at once). Files not yet at the destination go first."""
+        (a rejection at once). Files not yet at the destination go first. ``verified``: files known
+        intact (by dest key), skipped without a request; each file delivered is added to it. At most
+        ``COPY_CONCURRENCY`` files are under way, so files finish from the start of the budget (were
+        all HEADs queued at once, every copy would wait behind them)."""
         strategy = self.strategy_for(source)
         progress = Progress(len(plans))
+        verified = {} if verified is None else verified
+        gate = asyncio.Semaphore(self.settings.copy_concurrency)
+
+        async def one(plan: FilePlan) -> CopiedFile:
+            if (known := verified.get(plan.dest_key)) is not None:
+                return known
+            async with gate:
+                done = await self.deliver(plan, strategy, existing.get(plan.dest_key), manifest_key, deadline,
+                                          progress)
+            verified[plan.dest_key] = done
+            return done
+
         order = sorted(range(len(plans)), key=lambda i: plans[i].dest_key in existing)
-        results = await settle([self.deliver(plans[i], strategy, existing.get(plans[i].dest_key), manifest_key,
-                                             deadline, progress) for i in order],
+        results = await settle([one(plans[i]) for i in order],
                                stop_on=(RejectedError, CredentialsError, CommittedMeanwhileError))
         by_index = dict(zip(order, results, strict=True))
         return [by_index[i] for i in range(len(plans))]

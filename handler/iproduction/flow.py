@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import TypeVar
 
 from . import logs, manifest
 from .budget import Deadline
 from .copier import CopiedFile, abort_stale_uploads, settle
-from .errors import CollectorError, CommittedMeanwhileError, RejectedError
+from .errors import CollectorError, CommittedMeanwhileError, RejectedError, TransientError
 from .events import BadMessage, parse_event
 from .job import KNOWN_STATES, Action, Job, job_from_answer, parse_output, result_files, result_missing
 from .layout import job_prefix, manifest_key, plan_files
@@ -133,7 +134,7 @@ async def collect(rt: Runtime, job_id: str, deadline: Deadline) -> JobReport:
         report.reason = short(f"MPS job failed: {job.result.code}: {job.result.message}")
     else:
         try:
-            files = await copy(rt, job, existing, key, deadline)
+            files = await copy(rt, job, existing, key, record, deadline)
         except RejectedError:
             await forget(rt, record, deadline)
             raise
@@ -157,14 +158,38 @@ async def wait(rt: Runtime, job: Job, record: PendingRecord | None, now: float, 
     return JobReport(job.job_id, Outcome.PENDING, short(reason or f"MPS state is {job.state}"), state=job.state)
 
 
-async def copy(rt: Runtime, job: Job, existing: dict[str, Listed], key: str, deadline: Deadline) -> list[CopiedFile]:
-    """PLAN (source allowed, keys safe: else the whole job is rejected) → COPY every file."""
+async def copy(rt: Runtime, job: Job, existing: dict[str, Listed], key: str, record: PendingRecord | None,
+               deadline: Deadline) -> list[CopiedFile]:
+    """PLAN (source allowed, keys safe: else the whole job is rejected) → COPY every file, but the ones
+    the pending record's checkpoint vouches for; out of time, record the files now intact there."""
     location = parse_output(job.output, rt.settings.mps_region)
     if not rt.settings.source_allowed(location.bucket):
         raise RejectedError(f"source bucket {location.bucket} is not in SOURCE_BUCKETS")
     plans = plan_files(location.bucket, result_files(job.result), rt.settings.dest_prefix, job.job_id)
     source = rt.oss.bucket(location.bucket, location.region)
-    return await rt.copier.copy_files(plans, source, existing, key, deadline)
+    verified = manifest.trusted(list(record.verified) if record else [], plans, existing)
+    known = len(verified)
+    try:
+        return await rt.copier.copy_files(plans, source, existing, key, deadline, verified)
+    except TransientError:
+        if len(verified) > known:
+            await checkpoint(rt, job, record, list(verified.values()), deadline)
+        raise
+
+
+async def checkpoint(rt: Runtime, job: Job, record: PendingRecord | None, files: list[CopiedFile],
+                     deadline: Deadline) -> None:
+    """Save the files verified so far in the job's pending record (within the reserve). A failure here
+    changes no outcome: the next invocation checks those files again."""
+    now = time.time()
+    current = replace((record or new_record(job.job_id, now)).checked(job.state, now),
+                      verified=tuple(manifest.entry(f) for f in files))
+    try:
+        await rt.registry.save(current, deadline.grace())
+    except CollectorError as exc:
+        logs.warning("pending.checkpoint_failed", error=short(str(exc)))
+    else:
+        logs.info("pending.checkpoint", files=len(files))
 
 
 async def commit(rt: Runtime, job: Job, files: list[CopiedFile], deadline: Deadline, outcome: Outcome) -> JobReport:

@@ -12,8 +12,8 @@ from .config import Settings
 from .copier import CopiedFile
 from .errors import TransientError
 from .job import Action, Job
-from .layout import job_prefix, manifest_key
-from .oss import Bucket, OSSClient
+from .layout import FilePlan, job_prefix, manifest_key
+from .oss import Bucket, Listed, OSSClient
 
 SCHEMA = "iproduction-manifest/1"
 
@@ -25,17 +25,7 @@ def committed_at(now: float | None = None) -> str:
 def build(job: Job, settings: Settings, files: list[CopiedFile], when: str) -> dict[str, Any]:
     """The contract's document (§6), fields in the contract's order, plus each file's ``transfer``
     (``server-side`` or ``streamed``)."""
-    entries = []
-    for copied in files:
-        entries.append({
-            "source": copied.plan.source_url,
-            "key": copied.plan.dest_key,
-            "size": copied.size,
-            "crc64": None if copied.crc64 is None else str(copied.crc64),
-            "etag": copied.etag.strip('"'),
-            "contentType": copied.content_type,
-            "transfer": copied.transfer,
-        })
+    entries = [entry(copied) for copied in files]
     return {
         "schema": SCHEMA,
         "jobId": job.job_id,
@@ -54,6 +44,33 @@ def build(job: Job, settings: Settings, files: list[CopiedFile], when: str) -> d
         "fileCount": len(entries),
         "totalBytes": sum(f.size for f in files),
     }
+
+
+def entry(copied: CopiedFile) -> dict[str, Any]:
+    """A file's entry in the manifest (and in the checkpoint of the job's pending record)."""
+    return {"source": copied.plan.source_url, "key": copied.plan.dest_key, "size": copied.size,
+            "crc64": None if copied.crc64 is None else str(copied.crc64), "etag": copied.etag.strip('"'),
+            "contentType": copied.content_type, "transfer": copied.transfer}
+
+
+def trusted(entries: list[Any], plans: list[FilePlan], existing: dict[str, Listed]) -> dict[str, CopiedFile]:
+    """The files of a checkpoint (entries of files verified by an earlier invocation) that need no
+    request now: planned alike, and listed at the destination with the same size and ETag (an object
+    written since is checked again). By destination key."""
+    by_key = {plan.dest_key: plan for plan in plans}
+    found: dict[str, CopiedFile] = {}
+    for item in entries:
+        try:
+            plan, listed = by_key.get(item["key"]), existing.get(item["key"])
+            if (plan is None or listed is None or plan.source_url != item["source"] or listed.size != item["size"]
+                    or listed.etag.strip('"').upper() != str(item["etag"]).upper()):
+                continue
+            crc = None if item["crc64"] is None else int(item["crc64"])
+            found[plan.dest_key] = CopiedFile(plan, listed.size, crc, listed.etag.strip('"'), item["contentType"],
+                                              "skipped", item["transfer"])
+        except (KeyError, TypeError, ValueError):
+            continue  # a damaged entry: the file is checked again
+    return found
 
 
 @dataclass(frozen=True)

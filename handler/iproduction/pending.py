@@ -1,6 +1,8 @@
 """The pending registry: one small JSON object per unfinished job, under ``<DEST_PREFIX>_pending/``.
 
-A record is ``{"jobId", "firstSeen", "lastChecked", "attempts", "lastState"}``. The timer sweep
+A record is ``{"jobId", "firstSeen", "lastChecked", "attempts", "lastState"}``, and ``"verified"``
+(the manifest entries of the files already intact) when an invocation ran out of time copying the
+job: the next one skips those files without a request, so a retry progresses. The timer sweep
 lists the records, oldest-checked first, and looks at each job again; a job unfinished after
 ``PENDING_MAX_AGE_SECONDS`` moves to ``<DEST_PREFIX>_expired/<JobId>``.
 """
@@ -41,10 +43,12 @@ class PendingRecord:
     last_checked: str
     attempts: int
     last_state: str | None
+    verified: tuple[Any, ...] = ()  # the checkpoint: manifest entries of files known intact
 
     def to_doc(self) -> dict[str, Any]:
-        return {"jobId": self.job_id, "firstSeen": self.first_seen, "lastChecked": self.last_checked,
-                "attempts": self.attempts, "lastState": self.last_state}
+        doc = {"jobId": self.job_id, "firstSeen": self.first_seen, "lastChecked": self.last_checked,
+               "attempts": self.attempts, "lastState": self.last_state}
+        return {**doc, "verified": list(self.verified)} if self.verified else doc
 
     @classmethod
     def from_doc(cls, job_id: str, doc: Any, now: float) -> PendingRecord:
@@ -52,10 +56,10 @@ class PendingRecord:
         doc = doc if isinstance(doc, dict) else {}
         first = doc.get("firstSeen") if parse_iso(doc.get("firstSeen")) is not None else iso(now)
         attempts = doc.get("attempts")
-        state = doc.get("lastState")
+        state, verified = doc.get("lastState"), doc.get("verified")
         return cls(job_id, first, str(doc.get("lastChecked") or first),
                    attempts if isinstance(attempts, int) and attempts >= 0 else 0,
-                   state if isinstance(state, str) else None)
+                   state if isinstance(state, str) else None, tuple(verified) if isinstance(verified, list) else ())
 
     def age(self, now: float) -> float:
         return now - (parse_iso(self.first_seen) or now)
