@@ -404,8 +404,9 @@ class OSSClient:
         return await self.call(attempt, f"PUT {bucket.name}/{key}", deadline, bucket)
 
     async def put_json(self, bucket: Bucket, key: str, document: Any, deadline: Deadline | None, *,
-                       forbid_overwrite: bool = False) -> Reply | None:
-        body = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+                       forbid_overwrite: bool = False, indent: int | None = 2) -> Reply | None:
+        """PutObject of a JSON document: indented for people (a manifest), or compact (``indent=None``)."""
+        body = json.dumps(document, ensure_ascii=False, indent=indent).encode("utf-8")
         return await self.put(bucket, key, body, deadline, headers={"Content-Type": "application/json"},
                               forbid_overwrite=forbid_overwrite)
 

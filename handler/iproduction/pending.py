@@ -84,7 +84,7 @@ class PendingRegistry:
 
     async def save(self, record: PendingRecord, deadline: Deadline | None) -> None:
         await self.oss.put_json(self.dest, pending_key(self.settings.dest_prefix, record.job_id), record.to_doc(),
-                                deadline)
+                                deadline, indent=None)  # compact: a checkpoint may list thousands of files
 
     async def delete(self, job_id: str, deadline: Deadline | None) -> None:
         await self.oss.delete(self.dest, pending_key(self.settings.dest_prefix, job_id), deadline)
