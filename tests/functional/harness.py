@@ -178,14 +178,14 @@ def outcomes(result: Any) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def started_cloud() -> Iterator[Cloud]:
-    """Fresh OSS and MPS emulators (credentials and STS token checked), stopped afterwards."""
+def started_cloud(token: str = TOKEN) -> Iterator[Cloud]:
+    """Fresh OSS and MPS emulators (credentials and STS ``token`` checked), stopped afterwards."""
     from localcloud.mps import MpsEmulator
     from localcloud.oss import OssEmulator
 
-    oss = OssEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=TOKEN).start()
-    mps = MpsEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=TOKEN).start()
-    env = Cloud(oss, mps)
+    oss = OssEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=token).start()
+    mps = MpsEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=token).start()
+    env = Cloud(oss, mps, env={"ALIBABA_CLOUD_SECURITY_TOKEN": token})
     try:
         yield env
     finally:

@@ -12,9 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from localcloud.mps import MpsEmulator
-from localcloud.oss import OssEmulator
-from tests.functional.harness import AK, JOB, SECRET, Cloud, outcomes, topic_json
+from tests.functional.harness import JOB, SECRET, Cloud, outcomes, started_cloud, topic_json
 
 #: Shaped like an STS SecurityToken: "CAIS", then base64 of a few hundred bytes (with '+', '/' and '=').
 LONG_TOKEN = "CAIS" + base64.b64encode(random.Random(7).randbytes(420)).decode()
@@ -23,15 +21,8 @@ PIECE = 16
 
 @pytest.fixture
 def sts_cloud() -> Iterator[Cloud]:
-    oss = OssEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=LONG_TOKEN).start()
-    mps = MpsEmulator(access_key_id=AK, access_key_secret=SECRET, security_token=LONG_TOKEN).start()
-    env = Cloud(oss, mps, env={"ALIBABA_CLOUD_SECURITY_TOKEN": LONG_TOKEN})
-    try:
+    with started_cloud(LONG_TOKEN) as env:
         yield env
-    finally:
-        env.close()
-        oss.stop()
-        mps.stop()
 
 
 def forms(secret: str) -> list[str]:
