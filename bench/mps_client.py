@@ -2,9 +2,10 @@
 
 ``httpx.AsyncClient`` scans its pool's connections on every request (encode/httpx#3215), so its CPU per
 call grows with the pool; the synchronous ``httpx.Client`` on a small executor pays a thread switch per
-call instead. Each way sends ``calls`` signed ``QueryIProductionJob`` calls, ``concurrency`` at a time, to
-the MPS emulator (in its own process, no rate cap, no latency) and reports the client process's CPU per call
-(user + system, best of ``rounds``).
+call instead; on aiohttp's transport (``httpx-aiohttp``, the function's way) neither. Each way sends
+``calls`` signed ``QueryIProductionJob`` calls, ``concurrency`` at a time, to the MPS emulator (in its own
+process, no rate cap, no latency) and reports the client process's CPU per call (user + system, best of
+``rounds``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from bench.cloud import AK, SECRET, Cloud
 from iproduction import signing
@@ -29,11 +32,15 @@ def signed(host: str, job: str) -> tuple[str, dict[str, str]]:
     return signing.canonical_query(query), headers
 
 
-def async_client(url: str, job: str, connections: int, calls: int, concurrency: int) -> float:
+def async_client(url: str, job: str, connections: int, calls: int, concurrency: int, on_aiohttp: bool) -> float:
     host = url.split("://", 1)[1]
 
     async def main() -> float:
-        async with httpx.AsyncClient(headers=HEADERS, limits=httpx.Limits(max_connections=connections)) as client:
+        # On aiohttp: the function's own way (mps.py), a session of ``connections`` under httpx's API.
+        transport = AiohttpTransport(client=aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections))) if on_aiohttp else None
+        async with httpx.AsyncClient(headers=HEADERS, limits=httpx.Limits(max_connections=connections),
+                                     transport=transport) as client:
             gate = asyncio.Semaphore(concurrency)
 
             async def one() -> None:
@@ -77,9 +84,13 @@ def main() -> None:
         job = cloud.new_job([("a.jpg", 10)])
         url, calls, concurrency = cloud.mps.url, args.calls, args.concurrency
         ways = {
-            "httpx.AsyncClient, 8 connections (the function's)": lambda: async_client(url, job, 8, calls, concurrency),
-            "httpx.AsyncClient, 64 connections": lambda: async_client(url, job, 64, calls, concurrency),
+            "httpx.AsyncClient, 8 connections": lambda: async_client(url, job, 8, calls, concurrency, False),
+            "httpx.AsyncClient, 64 connections": lambda: async_client(url, job, 64, calls, concurrency, False),
             "httpx.Client on 8 threads": lambda: sync_client(url, job, 8, calls),
+            "httpx.AsyncClient on aiohttp (httpx-aiohttp), 8 connections":
+                lambda: async_client(url, job, 8, calls, concurrency, True),
+            "httpx.AsyncClient on aiohttp (httpx-aiohttp), 64 connections (the function's)":
+                lambda: async_client(url, job, 64, calls, concurrency, True),
         }
         print(f"| client ({args.concurrency} calls in flight) | µs of CPU per call (best of {args.rounds}) |")
         print("| --- | --- |")

@@ -1,26 +1,26 @@
 """MPS (``mts`` 2014-06-18) RPC client on httpx: signing, typed errors, retries, rate cap.
 
-One client per FC instance, shared by every job, as is its :class:`~iproduction.ratelimit.RateLimiter`
-(awaited on the instance's event loop). A call is sent by the synchronous ``httpx.Client`` on a small
-executor: at a batch's concurrency (64 calls in flight) it costs a quarter less CPU per call than
-``httpx.AsyncClient``, whose pool is scanned on every request (encode/httpx#3215; ``python -m
-bench.mps_client`` measures both). Every ``Throttling`` answer slows the limiter down: the account's
-quota is shared with other instances and callers.
+One client per FC instance, shared by every job, as is its :class:`~iproduction.ratelimit.RateLimiter`:
+an ``httpx.AsyncClient`` on the instance's event loop, whose transport is aiohttp's (``httpx-aiohttp``):
+at a batch's concurrency it costs about half the CPU per call of the synchronous ``httpx.Client`` on
+threads, and a third of httpx's own async pool, which is scanned on every request (encode/httpx#3215;
+``python -m bench.mps_client`` measures the three). Every ``Throttling`` answer slows the limiter down:
+the account's quota is shared with other instances and callers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import re
 import ssl
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from . import logs, retry, signing
 from .budget import Deadline
@@ -150,10 +150,9 @@ class MPSClient:
     """Calls MPS RPC actions; ``query_iproduction_job`` is the one the function needs."""
 
     def __init__(self, endpoint: str, credentials: CredentialsSource, *, limiter: RateLimiter,
-                 signature: str = "v3", timeout: float = 10.0, connections: int = 8,
-                 policy: retry.RetryPolicy | None = None, stats: retry.RetryStats | None = None,
-                 transport: httpx.BaseTransport | None = None, tls: ssl.SSLContext | bool = True,
-                 trust_env: bool = True) -> None:
+                 signature: str = "v3", timeout: float = 10.0, policy: retry.RetryPolicy | None = None,
+                 stats: retry.RetryStats | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 tls: ssl.SSLContext | bool = True, trust_env: bool = True) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.host = urlsplit(self.endpoint).netloc
         self.credentials = credentials
@@ -162,14 +161,17 @@ class MPSClient:
         self.policy = policy or retry.RetryPolicy()
         self.stats = stats or retry.RetryStats()
         self.timeout = timeout
-        self.http = httpx.Client(
-            timeout=httpx.Timeout(timeout), headers=HEADERS, transport=transport, trust_env=trust_env, verify=tls,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections))
-        self.pool = ThreadPoolExecutor(connections, thread_name_prefix="mps")
+        if transport is None:
+            # The session is made on the loop, at the first call. At most the cap's calls are ever in
+            # flight (ratelimit.py), so a window's calls all go at once. aiohttp reads the proxies.
+            connections = limiter.rate.max_calls
+            transport = AiohttpTransport(client=lambda: aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=connections, ssl=tls), trust_env=trust_env))
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), headers=HEADERS, transport=transport,
+                                      trust_env=False)
 
     async def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.http.close()
+        await self.http.aclose()
 
     async def call(self, action: str, params: dict[str, str], deadline: Deadline | None = None,
                    check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -215,13 +217,13 @@ class MPSClient:
         async with self.limiter.slot(deadline):
             query, headers = self.signed(action, params)
             timeout = self.timeout if deadline is None else deadline.cap(self.timeout, f"call MPS {action}")
-            send = functools.partial(self.http.post, f"{self.endpoint}/?{query}", headers=headers, timeout=timeout)
-            try:
-                response = await asyncio.get_running_loop().run_in_executor(self.pool, send)
-            except httpx.TransportError as exc:
-                # The exception text of httpx may hold the URL, and a V2 URL holds the AccessKeyId and
-                # the STS token: keep only the class name.
-                raise MPSNetworkError(f"MPS unreachable: {type(exc).__name__}") from None
+            send = self.http.post(f"{self.endpoint}/?{query}", headers=headers, timeout=timeout)
+            try:  # the whole call within ``timeout``: aiohttp's read timeout is per read
+                response = await asyncio.wait_for(send, timeout)
+            except (httpx.TransportError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                # The exception text may hold the URL, and a V2 URL holds the AccessKeyId and the STS
+                # token: keep only the class name (aiohttp's, which httpx-aiohttp maps to httpx's).
+                raise MPSNetworkError(f"MPS unreachable: {type(exc.__cause__ or exc).__name__}") from None
         return read_answer(response)
 
 

@@ -16,6 +16,7 @@ the argument: a call goes only while fewer than the cap *of that moment* hold sl
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 import time
@@ -145,11 +146,13 @@ class RateLimiter:
                 with suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(me.wait(), wait)
                 self.wakeups += 1
-        finally:
+        except BaseException:
             self._queue.remove(me)
-            if self._queue:
-                self._queue[0].set()
+            self._wake()
+            raise
+        self._queue.remove(me)
         self._let_through(self._clock())
+        self._wake()
         return self._clock() - started
 
     def release(self, used: bool = True) -> None:
@@ -158,8 +161,7 @@ class RateLimiter:
         self._in_flight -= 1
         if used:
             self._answered.append(self._clock())
-        if self._queue:
-            self._queue[0].set()
+        self._wake()
 
     def throttled(self) -> bool:
         """MPS answered a call with ``Throttling``: cut the cap (True if it was cut now)."""
@@ -168,6 +170,15 @@ class RateLimiter:
     def limit(self) -> int:
         """The cap now (calls per window)."""
         return self.rate.limit(self._clock())
+
+    def _wake(self) -> None:
+        """Wake the first waiter, and as many more as there are free slots: woken in order, they all
+        go in one turn of the loop, where waking each from the one before would take a turn each."""
+        now = self._clock()
+        self._free_at(now)  # forgets the answers older than a window
+        free = self.rate.limit(now) - len(self._answered) - self._in_flight
+        for waiter in itertools.islice(self._queue, max(1, free)):
+            waiter.set()
 
     def _let_through(self, now: float) -> None:
         """A call goes; after a cut, the next waits a random gap (:meth:`AdaptiveRate.gap`)."""

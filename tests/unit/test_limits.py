@@ -136,6 +136,39 @@ def test_waiting_callers_wake_once_for_their_own_turn() -> None:
     assert limiter.wakeups <= 3 * 24  # a few per call that had to wait, not one per waiter per slot
 
 
+def test_the_calls_a_freed_window_allows_all_go_in_one_turn_of_the_loop() -> None:
+    """Waking each waiter from the one before would let one call through per turn of the loop, and a busy
+    loop's turn is long: a window's burst would trickle out. The limiter wakes all it lets go at once."""
+    cap, window = 20, 0.1
+
+    async def main() -> list[int]:
+        limiter = RateLimiter(cap, window=window)
+        turns = 0
+
+        def tick() -> None:  # counts the loop's turns
+            nonlocal turns
+            turns += 1
+            loop.call_soon(tick)
+
+        loop = asyncio.get_running_loop()
+        loop.call_soon(tick)
+        for _ in range(cap):  # a first burst, answered at once: the next window frees all its slots together
+            await limiter.acquire()
+            limiter.release()
+        went: list[int] = []
+
+        async def call() -> None:
+            async with limiter.slot():
+                went.append(turns)
+
+        await asyncio.gather(*(call() for _ in range(cap)))
+        return went
+
+    went = asyncio.run(main())
+    assert len(went) == cap
+    assert max(went) - min(went) <= 1
+
+
 def test_a_slot_given_back_unused_is_free_at_once() -> None:
     async def main() -> None:
         clock = FakeClock()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import time
 import traceback
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -12,7 +14,9 @@ import httpx
 import pytest
 
 from iproduction import retry
+from iproduction.budget import Deadline
 from iproduction.credentials import Credentials, CredentialsSource
+from iproduction.errors import BudgetExceededError
 from iproduction.mps import (
     MPSAuthError,
     MPSClient,
@@ -192,6 +196,66 @@ def test_transport_errors_are_retried_and_their_text_holds_no_credentials() -> N
     assert sent[0].url.params["SignatureNonce"] != sent[1].url.params["SignatureNonce"]
     asyncio.run(client.close())
     asyncio.run(retried.close())
+
+
+def real_client(endpoint: str, timeout: float = 10.0) -> MPSClient:
+    """The client as the function makes it: httpx over aiohttp's transport (no MockTransport)."""
+    return MPSClient(endpoint, CredentialsSource(CREDS), limiter=RateLimiter(1000), signature="v2", timeout=timeout,
+                     policy=retry.RetryPolicy(attempts=2, base=0.001, cap=0.001))
+
+
+def test_the_real_transport_names_aiohttps_error_and_never_the_url() -> None:
+    """A refused connection through aiohttp: retried, named by aiohttp's class, no credential in the text."""
+    async def main() -> MPSNetworkError:
+        server = await asyncio.start_server(lambda reader, writer: writer.close(), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()  # nothing listens on the port any more
+        client = real_client(f"http://127.0.0.1:{port}")
+        try:
+            with pytest.raises(MPSNetworkError) as failed:
+                await client.query_iproduction_job("j")
+        finally:
+            await client.close()
+        assert client.stats.snapshot() == {"mps-network": 1}
+        return failed.value
+
+    error = asyncio.run(main())
+    assert str(error) == "MPS unreachable: ClientConnectorError"
+    text = "|".join([str(error), repr(error), *traceback.format_exception(error)])
+    for secret in (AK, SK, TOKEN):
+        assert secret not in text
+
+
+def test_a_dripping_server_cannot_hold_a_call_past_the_deadline() -> None:
+    """aiohttp's read timeout counts per read, and a server that sends a byte at a time never trips it:
+    the client caps the whole call at the time left."""
+    async def main() -> float:
+        held: list[asyncio.StreamWriter] = []
+
+        async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            with contextlib.suppress(ConnectionError):
+                while True:  # a header that never ends, a byte every 50 ms
+                    writer.write(b"x")
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+
+        server = await asyncio.start_server(drip, "127.0.0.1", 0)
+        client = real_client(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout=30.0)
+        started = time.monotonic()
+        try:
+            with pytest.raises((MPSNetworkError, BudgetExceededError)):
+                await client.query_iproduction_job("j", Deadline(0.3))
+        finally:
+            await client.close()
+            for writer in held:
+                writer.close()
+            server.close()
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 1.0
 
 
 def test_an_answer_about_another_job_is_retried_then_an_error() -> None:
