@@ -1,7 +1,8 @@
 """The whole flow, event to outcomes: read this file first.
 
     EVENT    parse → job ids (deduplicated) and unusable messages (rejected), or a sweep of the
-             pending registry; the jobs run at once, at most JOB_CONCURRENCY together
+             pending registry; the jobs run at once, at most JOB_CONCURRENCY together, and at most
+             a window of the MPS cap's jobs between their LOOKUP and their QUERY
     LOOKUP   list <DEST_PREFIX><JobId>/ ‖ read the pending record
       │  manifest.json found ───────────────────────────────────────→ already-committed (no MPS call)
     CHECK    the destination bucket has no versioning (read once per instance)
@@ -110,14 +111,16 @@ async def collect(rt: Runtime, job_id: str, deadline: Deadline) -> JobReport:
     now = time.time()
     deadline.check(0.2, "look the job up")
     key = manifest_key(rt.settings.dest_prefix, job_id)
-    existing, record = await settle([rt.oss.list_prefix(rt.dest, job_prefix(rt.settings.dest_prefix, job_id),
-                                                        deadline),
-                                     rt.registry.get(job_id, deadline, now)])
+    async with rt.queries:  # at most one window of the MPS cap's jobs between their lookup and their query
+        existing, record = await settle([rt.oss.list_prefix(rt.dest, job_prefix(rt.settings.dest_prefix, job_id),
+                                                            deadline),
+                                         rt.registry.get(job_id, deadline, now)])
+        if key not in existing:
+            await rt.check_destination(deadline)
+            answer = await rt.mps.query_iproduction_job(job_id, deadline)
     if key in existing:
         await forget(rt, record, deadline)
         return JobReport(job_id, Outcome.ALREADY_COMMITTED, manifest=key)
-    await rt.check_destination(deadline)
-    answer = await rt.mps.query_iproduction_job(job_id, deadline)
     try:
         job = job_from_answer(job_id, answer)
     except RejectedError:

@@ -71,6 +71,12 @@ class Runtime:
     registry: PendingRegistry
     copier: Copier
     versioning: asyncio.Future[str | None] | None = field(default=None, init=False)
+    #: Jobs between their lookup and their MPS query: a window of the cap. A job looks itself up when its
+    #: query could go within a window, so the first window's queries do not wait behind later jobs' lookups.
+    queries: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queries = asyncio.Semaphore(self.mps.limiter.rate.max_calls)
 
     async def check_destination(self, deadline: Deadline) -> None:
         """Refuse a destination bucket with versioning, where OSS ignores ``x-oss-forbid-overwrite``

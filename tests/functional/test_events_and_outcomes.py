@@ -116,6 +116,23 @@ def test_under_the_rate_cap_an_already_committed_job_spends_no_query(cloud: Clou
     assert cloud.mps_calls() == queries
 
 
+def test_only_a_window_of_the_cap_looks_itself_up_ahead_of_its_query(cloud: Cloud) -> None:
+    """Six jobs, two MPS calls a second: a job looks itself up only when its query could go within the
+    window, so the first window's queries do not wait behind the lookups of jobs that must wait for the
+    next window anyway."""
+    jobs = [job_id(n) for n in range(1, 7)]
+    for job in jobs:
+        cloud.seed_job_with_files(job, FILES)
+    cloud.oss.log.clear()
+    cloud.mps.log.clear()
+    assert outcomes(cloud.function(MPS_MAX_QPS="2").invoke(queue_batch(*jobs))) == dict.fromkeys(jobs, "committed")
+    listed = sorted(e["time"] - e["duration"] for e in cloud.oss_log("ListObjectsV2"))
+    queried = sorted(e["time"] - e["duration"] for e in cloud.mps.log.entries()
+                     if e.get("op") == "QueryIProductionJob")
+    assert len(listed) == len(queried) == 6
+    assert listed[1] < queried[0] < listed[2]  # two lookups, then the third once a query has gone
+
+
 def test_pending_then_committed_and_the_record_goes(cloud: Cloud) -> None:
     cloud.seed_job_with_files(JOB, FILES, state="Analysing")
     first = cloud.invoke(timer(JOB)).result["jobs"][0]
