@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import time
 import traceback
 from typing import Any
@@ -256,6 +257,33 @@ def test_a_dripping_server_cannot_hold_a_call_past_the_deadline() -> None:
         return time.monotonic() - started
 
     assert asyncio.run(main()) < 1.0
+
+
+def test_the_environments_proxy_carries_the_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiohttp reads the proxy from the environment (``trust_env``); httpx must not route around it."""
+    async def main() -> list[bytes]:
+        seen: list[bytes] = []
+
+        async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append((await reader.readuntil(b"\r\n\r\n")).split(b"\r\n", 1)[0])
+            body = json.dumps(OK).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body), body))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        client = MPSClient("http://mps.example", CredentialsSource(CREDS), limiter=RateLimiter(10), trust_env=True)
+        try:
+            assert (await client.query_iproduction_job("j")).State == "Analysing"
+        finally:
+            await client.close()
+            server.close()
+        return seen
+
+    seen = asyncio.run(main())
+    assert len(seen) == 1 and seen[0].startswith(b"POST http://mps.example/?")  # the proxy's absolute form
 
 
 def test_an_answer_about_another_job_is_retried_then_an_error() -> None:
