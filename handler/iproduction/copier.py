@@ -1,19 +1,5 @@
-"""The copier: a job's result files delivered to the destination, verified, never overwriting a commit.
-
-One path per file (:meth:`Copier.deliver`): HEAD the source → skip when the destination already
-holds the same object → copy it whole, or in parts at or above the threshold → verify. How the
-bytes move is a :class:`Strategy`: :class:`ServerSide` (CopyObject / UploadPartCopy within a
-region, nothing passes through the function) or :class:`Streamed` (across regions, ranged GETs
-piped into PutObject / UploadPart with their CRC-64 checked end to end). Every file of a job is a
-coroutine on the instance's loop; the session's connection limit (``COPY_CONCURRENCY``) bounds what
-is in flight, and files not yet at the destination start first, so a retried job makes progress.
-
-The fence (every write is put-if-absent): copies, uploads and completions carry
-``x-oss-forbid-overwrite``. A destination object that exists already is verified and kept when it
-is intact; one that is not is replaced only after checking that the job's manifest does not exist.
-So an invocation that is late or racing can never overwrite an intact file that a committed
-manifest describes (the one window left: between that check and the write).
-"""
+"""The copier: a job's result files delivered to the destination, verified, never overwriting a commit
+(docs/architecture.md, 'Copying a file')."""
 
 from __future__ import annotations
 
@@ -21,9 +7,9 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from oss2 import exceptions as oss_errors
 
@@ -41,7 +27,7 @@ from .errors import (
     TransientError,
 )
 from .layout import FilePlan
-from .oss import Bucket, Listed, ObjectInfo, OSSClient, copy_source, xml_text
+from .oss import Bucket, Listed, ObjectInfo, OSSClient, Reply, copy_source, xml_text
 from .retry import INTEGRITY_RETRY
 
 T = TypeVar("T")
@@ -105,17 +91,21 @@ class Strategy:
         raise NotImplementedError
 
     def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[Part]) -> None:
-        """Raise :class:`IntegrityError` if the parts do not add up to the source."""
-        raise NotImplementedError
+        """Raise :class:`IntegrityError` if the parts do not add up to the source (by default the
+        destination HEAD after Complete is the check)."""
+
+    async def timed(self, size: int, attempt: Callable[[], Awaitable[T]], what: str, deadline: Deadline,
+                    bucket: Bucket) -> T:
+        """``oss.call(attempt)``, its time observed by the strategy's timer."""
+        started = time.monotonic()
+        result = await self.oss.call(attempt, what, deadline, bucket)
+        self.timer.observe(size, time.monotonic() - started)
+        return result
 
 
 def part_ranges(size: int, part_size: int, concurrency: int) -> list[tuple[int, int]]:
-    """Inclusive byte ranges for a multipart transfer.
-
-    At most ``part_size`` each (grown if 10,000 parts would not cover ``size``), then evened out
-    so the parts fill whole waves of ``concurrency`` connections: 80 parts on 64 would take two
-    rounds for 1.25 rounds of work, 128 smaller parts take the same two rounds at full use.
-    """
+    """Inclusive byte ranges for a multipart transfer, at most ``part_size`` each, evened out to fill whole
+    waves of ``concurrency`` connections (docs/architecture.md, 'Copying a file')."""
     part_size = max(part_size, MIN_PART, math.ceil(size / MAX_PARTS))
     count = max(1, math.ceil(size / part_size))
     if count > 1:
@@ -129,8 +119,14 @@ def forbid(overwrite: bool) -> dict[str, str]:
     return {} if overwrite else {"x-oss-forbid-overwrite": "true"}
 
 
-def is_exists(exc: BaseException) -> bool:
-    return isinstance(exc, oss_errors.ServerError) and exc.status == 409 and exc.code == "FileAlreadyExists"
+async def fenced(oss: OSSClient, method: str, bucket: Bucket, key: str, deadline: Deadline, **kwargs: Any) -> Reply:
+    """``oss.send``, with the fence's answer (409 ``FileAlreadyExists``) raised as :class:`ExistsError`."""
+    try:
+        return await oss.send(method, bucket, key, deadline, **kwargs)
+    except oss_errors.ServerError as exc:
+        if exc.status == 409 and exc.code == "FileAlreadyExists":
+            raise ExistsError(key) from None
+        raise
 
 
 def worst(errors: list[BaseException]) -> BaseException:
@@ -207,18 +203,11 @@ class ServerSide(Strategy):
                    "x-oss-copy-source-if-match": f'"{info.etag}"', **forbid(overwrite)}
 
         async def attempt() -> str:
-            try:
-                reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, headers=headers,
-                                            needs=self.timer.estimate(info.size))
-            except oss_errors.ServerError as exc:
-                if is_exists(exc):
-                    raise ExistsError(plan.dest_key) from None
-                raise
+            reply = await fenced(self.oss, "PUT", self.dest, plan.dest_key, deadline, headers=headers,
+                                 needs=self.timer.estimate(info.size))
             return reply.etag  # from the ETag header, as oss2 reads it (the XML body says the same)
 
-        started = time.monotonic()
-        etag = await self.oss.call(attempt, f"copy {plan.source_url}", deadline, self.dest)
-        self.timer.observe(info.size, time.monotonic() - started)
+        etag = await self.timed(info.size, attempt, f"copy {plan.source_url}", deadline, self.dest)
         if info.multipart_etag:
             # OSS keeps a multipart source's `-N` ETag, which says nothing of the bytes: check by HEAD.
             return await verify_destination(self.oss, self.dest, plan, info, deadline)
@@ -241,13 +230,7 @@ class ServerSide(Strategy):
                                         needs=self.timer.estimate(size))
             return Part(number, (reply.headers.get("etag") or "").strip('"'), size)
 
-        started = time.monotonic()
-        part = await self.oss.call(attempt, f"copy part {number} of {plan.source_url}", deadline, self.dest)
-        self.timer.observe(size, time.monotonic() - started)
-        return part
-
-    def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[Part]) -> None:
-        return None  # the destination HEAD after Complete is the check
+        return await self.timed(size, attempt, f"copy part {number} of {plan.source_url}", deadline, self.dest)
 
 
 class Streamed(Strategy):
@@ -292,22 +275,13 @@ class Streamed(Strategy):
                     if left:
                         raise oss_errors.InconsistentError(f"source stream ended {left} bytes early", "")
 
-                try:
-                    reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, params=params,
-                                                headers={**headers, "Content-Length": str(size)}, body=chunks(),
-                                                paired=True)
-                except oss_errors.ServerError as exc:
-                    if is_exists(exc):
-                        raise ExistsError(plan.dest_key) from None
-                    raise
+                reply = await fenced(self.oss, "PUT", self.dest, plan.dest_key, deadline, params=params,
+                                     headers={**headers, "Content-Length": str(size)}, body=chunks(), paired=True)
             if reply.crc is not None and reply.crc != crc:
                 raise oss_errors.InconsistentError("destination CRC differs from the bytes sent", reply.request_id)
             return reply.etag, crc
 
-        started = time.monotonic()
-        result = await self.oss.call(attempt, what, deadline, self.source)
-        self.timer.observe(size, time.monotonic() - started)
-        return result
+        return await self.timed(size, attempt, what, deadline, self.source)
 
     async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
         headers = {"Content-Type": "application/octet-stream", **info.carried, **forbid(overwrite)}
@@ -367,11 +341,9 @@ class Copier:
     async def copy_files(self, plans: list[FilePlan], source: Bucket, existing: dict[str, Listed],
                          manifest_key: str, deadline: Deadline,
                          verified: dict[str, CopiedFile] | None = None) -> list[CopiedFile]:
-        """Copy (or skip) every planned file; raises the worst failure after the others finished
-        (a rejection at once). Files not yet at the destination go first. ``verified``: files known
-        intact (by dest key), skipped without a request; each file delivered is added to it. At most
-        ``COPY_CONCURRENCY`` files are under way, so files finish from the start of the budget (were
-        all HEADs queued at once, every copy would wait behind them)."""
+        """Copy (or skip) every planned file, at most ``COPY_CONCURRENCY`` at once, files not yet at the
+        destination first; raises the worst failure after the others finished (a rejection at once).
+        ``verified``: files known intact (by dest key), skipped without a request; each one delivered is added."""
         strategy = self.strategy_for(source)
         progress = Progress(len(plans))
         verified = {} if verified is None else verified
@@ -402,12 +374,15 @@ class Copier:
         if (info.object_type or "").lower() == "appendable":
             raise RejectedError(f"result file is an appendable object, which OSS cannot copy: {plan.source_url}")
         progress.expect(info.size)
+
+        def done(etag: str, action: str) -> CopiedFile:
+            progress.add(info.size, files=1)
+            return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, action, strategy.name)
+
         overwrite = False
         if listed is not None:
             if await self.intact(info, listed.size, listed.etag, plan, deadline):
-                progress.add(info.size, files=1)
-                return CopiedFile(plan, info.size, info.crc64, listed.etag, info.content_type, "skipped",
-                                  strategy.name)
+                return done(listed.etag, "skipped")
             overwrite = True
         for attempt in range(FILE_ATTEMPTS):
             try:
@@ -422,9 +397,7 @@ class Copier:
                 # Written since our listing (another invocation of the job): keep it if it is intact.
                 found = await self.oss.head(self.dest, plan.dest_key, deadline)
                 if found is not None and await self.intact(info, found.size, found.etag, plan, deadline, found.crc64):
-                    progress.add(info.size, files=1)
-                    return CopiedFile(plan, info.size, info.crc64, found.etag, info.content_type, "skipped",
-                                      strategy.name)
+                    return done(found.etag, "skipped")
                 overwrite = True
             except IntegrityError as exc:
                 logs.warning("copy.integrity", file=plan.source_url, error=str(exc), attempt=attempt + 1)
@@ -434,8 +407,7 @@ class Copier:
                 overwrite = True  # what is there now is the wrong copy
         else:
             raise TransientError(f"copy of {plan.source_url}: its destination kept changing")
-        progress.add(info.size, files=1)
-        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied", strategy.name)
+        return done(etag, "copied")
 
     async def intact(self, info: ObjectInfo, size: int, etag: str, plan: FilePlan, deadline: Deadline,
                      crc: int | None = None) -> bool:
@@ -464,13 +436,8 @@ class Copier:
         init_headers = {"Content-Type": "application/octet-stream", **info.carried, **forbid(overwrite)}
 
         async def initiate() -> str:
-            try:
-                reply = await self.oss.send("POST", self.dest, plan.dest_key, deadline, params={"uploads": ""},
-                                            headers=init_headers)
-            except oss_errors.ServerError as exc:
-                if is_exists(exc):
-                    raise ExistsError(plan.dest_key) from None
-                raise
+            reply = await fenced(self.oss, "POST", self.dest, plan.dest_key, deadline, params={"uploads": ""},
+                                 headers=init_headers)
             return xml_text(reply.body, "UploadId")
 
         started = asyncio.ensure_future(self.oss.call(initiate, f"initiate multipart upload of {plan.dest_key}",
@@ -503,15 +470,9 @@ class Copier:
         headers = {"Content-Type": "application/xml", **forbid(overwrite)}
 
         async def attempt() -> None:
-            try:
-                await self.oss.send("POST", self.dest, plan.dest_key, deadline, params={"uploadId": upload_id},
-                                    headers=headers, body=body)
-            except oss_errors.NoSuchUpload:
-                return  # a retry after an answer that got lost: the upload is complete (verified next)
-            except oss_errors.ServerError as exc:
-                if is_exists(exc):
-                    raise ExistsError(plan.dest_key) from None
-                raise
+            with contextlib.suppress(oss_errors.NoSuchUpload):  # a retry after a lost answer: complete, verified next
+                await fenced(self.oss, "POST", self.dest, plan.dest_key, deadline, params={"uploadId": upload_id},
+                             headers=headers, body=body)
 
         await self.oss.call(attempt, f"complete multipart upload of {plan.dest_key}", deadline, self.dest)
 
@@ -525,11 +486,8 @@ class Copier:
 
 async def abort_stale_uploads(oss: OSSClient, dest: Bucket, prefix: str, older_than: float,
                               deadline: Deadline) -> int:
-    """Abort multipart uploads under ``prefix`` started more than ``older_than`` seconds ago.
-
-    An invocation aborts its own uploads when a copy fails; this catches the ones left by an
-    instance that was killed mid-copy (the sweep runs it). Returns how many were aborted.
-    """
+    """Abort multipart uploads under ``prefix`` started more than ``older_than`` seconds ago (left by an
+    instance killed mid-copy; the sweep runs it). Returns how many were aborted."""
     cutoff = time.time() - older_than
     stale = [u for u in await oss.list_uploads(dest, prefix, deadline) if u.initiated and u.initiated < cutoff]
     await settle([oss.abort_upload(dest, u.key, u.upload_id, deadline) for u in stale])

@@ -1,17 +1,5 @@
-"""A client-side cap on calls per second, awaited by every job of the instance, exact as the server counts.
-
-The server sees a call at some instant between the moment the client let it go and the moment its
-answer came back. So each call holds its slot from the moment it is let through until its answer has
-arrived, and for one window after that. If ``n + 1`` calls reached the server inside one window
-``(a, a + w]``, the one let through last left at or before ``a + w``, while each of the others reached
-the server after ``a`` and so was answered after it: all ``n`` still held their slots when the last one
-was let through, and it could not have been. The cap holds at the server whatever the delays on the
-way, without pacing: a burst of the cap goes out at once, the next a window after its answers.
-
-The cap adapts (:class:`AdaptiveRate`): MPS counts every caller of the account together, so each
-instance finds its share from MPS's ``Throttling`` answers, without a coordinator. A moving cap keeps
-the argument: a call goes only while fewer than the cap *of that moment* hold slots.
-"""
+"""The MPS rate cap: at most so many calls per window as the server counts them, adapting to throttling
+(docs/architecture.md, 'Rate cap')."""
 
 from __future__ import annotations
 
@@ -28,23 +16,9 @@ from .errors import BudgetExceededError
 
 
 class AdaptiveRate:
-    """How many calls one instance may make per window now: additive increase, multiplicative decrease,
-    as TCP shares a link (RFC 5681) and the AWS SDKs' adaptive retry mode shares a service's rate
-    (botocore's ``retries/throttling.py``). The loss signal is a ``Throttling`` answer:
-
-    * the rate starts at ``max_calls`` (a lone instance keeps its full speed);
-    * a throttled answer cuts it to ``decrease`` (0.7, as botocore) of itself, never below ``floor``;
-      at most once per ``quiet`` seconds (the throttled answers of one burst are one signal);
-    * every second after the last cut it grows by ``increase`` (a twentieth of ``max_calls``, at
-      least one call), up to ``max_calls``;
-    * for ``calm`` seconds after a cut, calls go at random gaps (:meth:`gap`) rather than in bursts:
-      bursts that come back at the same instants every window keep the same instances winning the
-      server's window and the others throttled ("traffic phase effects", Floyd and Jacobson, 1991).
-
-    Instances over the account's quota are all cut, the faster ones the most, and grow back alike, so
-    their rates converge on equal shares just under the quota (Chiu and Jain, 1989). The constants
-    come from the quota drill (docs/reliability.md). Pure: the caller passes ``now`` and serialises calls.
-    """
+    """How many calls one instance may make per window now: additive increase, multiplicative decrease
+    on ``Throttling`` answers, calls spread at random gaps for ``calm`` seconds after a cut
+    (docs/architecture.md, 'Rate cap'). Pure: the caller passes ``now`` and serialises calls."""
 
     def __init__(self, max_calls: int, *, floor: int = 1, increase: float | None = None, decrease: float = 0.7,
                  quiet: float = 1.0, calm: float = 60.0, adaptive: bool = True) -> None:
@@ -96,12 +70,8 @@ class AdaptiveRate:
 
 
 class RateLimiter:
-    """At most ``max_per_second`` calls in any one-second window of the server's (``window`` seconds
-    per ``max_per_second`` calls; below one call per second, one call per ``1 / max_per_second`` s).
-    Awaited on the instance's event loop; callers go first come, first served.
-
-    The cap adapts to throttling reported with :meth:`throttled` (see :class:`AdaptiveRate`;
-    ``adaptive=False`` keeps it fixed)."""
+    """At most ``max_per_second`` calls in any one-second window of the server's, first come first served;
+    the cap adapts to what :meth:`throttled` reports (``adaptive=False`` keeps it fixed)."""
 
     def __init__(self, max_per_second: float, window: float = 1.0,
                  clock: Callable[[], float] = time.monotonic, adaptive: bool = True) -> None:
