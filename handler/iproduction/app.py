@@ -1,10 +1,6 @@
-"""The FC entry points behind ``index.initialize``, ``index.handler`` and ``index.pre_stop``.
-
-``initialize`` validates the configuration and builds the instance's runtime once (``runtime.py``: an
-event loop on a thread of its own, with the OSS session and the MPS client it owns). ``handler`` runs
-the event's flow (``flow.run``) on that loop, returns ``{"jobs": [...]}``, and raises only at the end,
-only for ``error`` outcomes. ``pre_stop`` closes the instance's connections.
-"""
+"""The FC entry points behind ``index.initialize``, ``index.handler`` and ``index.pre_stop``: the instance's
+runtime is built once (``runtime.py``), each event runs ``flow.run`` on its loop, and the handler raises only
+at the end, only for ``error`` outcomes."""
 
 from __future__ import annotations
 

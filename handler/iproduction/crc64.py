@@ -1,10 +1,6 @@
-"""CRC-64/ECMA-182 as OSS computes it (``x-oss-hash-crc64ecma``), with a fast combine.
-
-``crc64`` is crcmod's C implementation (crcmod-plus). ``combine`` gives the CRC of ``A + B`` from
-the CRCs of ``A`` and ``B``, so parts read in parallel can be checked against the whole object's
-CRC: the zlib method (append ``len(B)`` zero bytes to ``A``'s register, then xor), with the
-zero-byte operators cached per length so that combining thousands of parts stays cheap.
-"""
+"""CRC-64/ECMA-182 as OSS computes it (``x-oss-hash-crc64ecma``): ``crc64`` is crcmod's C implementation;
+:func:`combine` gives the CRC of ``A + B`` from those of ``A`` and ``B`` (zlib's method, with the zero-byte
+operators cached per length), so parts copied in parallel can be checked against the whole object."""
 
 from __future__ import annotations
 

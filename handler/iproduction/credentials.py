@@ -1,9 +1,5 @@
-"""Credentials: from the FC environment variables, else from ``context.credentials``.
-
-They are read again on every invocation (FC rotates the role's STS token), held in one
-thread-safe :class:`CredentialsSource` that the MPS client and the OSS auth both ask, and
-registered with the log redactor so that no secret can reach a log line.
-"""
+"""Credentials: from the FC environment variables, else from ``context.credentials``, read again on every
+invocation (FC rotates the role's STS token) and registered with the log redactor."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from . import logs, manifest
 from .budget import Deadline
 from .copier import CopiedFile, abort_stale_uploads, settle
 from .errors import CollectorError, CommittedMeanwhileError, RejectedError, TransientError
-from .events import BadMessage, parse_event
+from .events import parse_event
 from .job import KNOWN_STATES, Action, Job, job_from_answer, parse_output, result_files, result_missing
 from .layout import job_prefix, manifest_key, plan_files
 from .oss import Listed
@@ -47,9 +47,10 @@ SWEEP_MIN_SECONDS = 2.0
 async def run(rt: Runtime, event: bytes | str, deadline: Deadline) -> list[JobReport]:
     """Process an event; one report per distinct job id and per unusable message."""
     parsed = parse_event(event)
-    reports = [rejected_message(message) for message in parsed.rejected]
+    reports: list[JobReport] = []
     for message in parsed.rejected:
         logs.warning("event.rejected", reason=message.reason, messageId=message.message_id, source=parsed.source)
+        reports.append(JobReport(None, Outcome.REJECTED, short(message.reason), message_id=message.message_id))
     if parsed.sweep:
         return reports + await sweep(rt, deadline)
     gate = asyncio.Semaphore(rt.settings.job_concurrency)
@@ -194,10 +195,9 @@ async def checkpoint(rt: Runtime, job: Job, record: PendingRecord | None, files:
 
 async def commit(rt: Runtime, job: Job, files: list[CopiedFile], deadline: Deadline, outcome: Outcome) -> JobReport:
     """Write the manifest, last and once; a race lost to another invocation is ``already-committed``."""
-    document = manifest.build(job, rt.settings, files, manifest.committed_at())
-    result = await manifest.commit(rt.oss, rt.dest, rt.settings, document, deadline)
+    document = manifest.build(job, rt.settings, files)
     key = manifest_key(rt.settings.dest_prefix, job.job_id)
-    if not result.written:
+    if not await manifest.commit(rt.oss, rt.dest, rt.settings, document, deadline):
         return JobReport(job.job_id, Outcome.ALREADY_COMMITTED, state=job.state, manifest=key)
     return JobReport(job.job_id, outcome, state=job.state, files=len(files), bytes=sum(f.size for f in files),
                      manifest=key, copied=sum(f.action == "copied" for f in files),
@@ -232,7 +232,3 @@ async def clean_uploads(rt: Runtime, deadline: Deadline) -> None:
 async def bounded(gate: asyncio.Semaphore, work: Awaitable[T]) -> T:
     async with gate:
         return await work
-
-
-def rejected_message(message: BadMessage) -> JobReport:
-    return JobReport(None, Outcome.REJECTED, short(message.reason), message_id=message.message_id)

@@ -1,17 +1,12 @@
-"""Structured logs: one line per event on stdout, with the FC request id and the job id.
-
-A line is JSON (``LOG_FORMAT=json``, the default: what a log query reads) or, for people reading a
-console (``LOG_FORMAT=pretty``), ``<UTC time> <LEVEL> [request id] [job id] <event> key=value ...``.
-``request_id`` and ``job_id`` live in context variables (tasks on the loop inherit them). Every
-registered secret is replaced by ``***`` in the final line, whatever code path produced it (exception
-texts included), in every encoding a server or library may echo it in, and so is any piece of
-:data:`PIECE` characters of one (what survives a text cut short).
-"""
+"""Structured logs: one line per event on stdout (JSON, or ``pretty`` for a console), with the FC request id
+and the job id from context variables; every registered secret (:func:`redact`) is scrubbed from every line,
+in every form a server may echo it in and as any piece of :data:`PIECE` characters (a text cut short)."""
 
 from __future__ import annotations
 
 import base64
 import contextvars
+import functools
 import json
 import sys
 import threading
@@ -144,20 +139,10 @@ def log(event: str, level: str = "INFO", **fields: Any) -> None:
         stream.flush()
 
 
-def info(event: str, **fields: Any) -> None:
-    log(event, "INFO", **fields)
-
-
-def warning(event: str, **fields: Any) -> None:
-    log(event, "WARNING", **fields)
-
-
-def error(event: str, **fields: Any) -> None:
-    log(event, "ERROR", **fields)
-
-
-def debug(event: str, **fields: Any) -> None:
-    log(event, "DEBUG", **fields)
+info = functools.partial(log, level="INFO")
+warning = functools.partial(log, level="WARNING")
+error = functools.partial(log, level="ERROR")
+debug = functools.partial(log, level="DEBUG")
 
 
 class Throttle:

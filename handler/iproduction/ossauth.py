@@ -1,9 +1,5 @@
-"""OSS signature V4 for the function's OSS requests.
-
-The same canonical request ``oss2.ProviderAuthV4`` signs (the tests hold :func:`sign` to oss2's own
-output on many request shapes), with the signing key kept per day, region and secret instead of four
-HMACs per request, and the URI encoded in one C pass.
-"""
+"""OSS signature V4, the canonical request ``oss2.ProviderAuthV4`` signs (the tests hold :func:`sign` to
+oss2's own output), with the signing key kept per day, region and secret."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
-"""The pending registry: one small JSON object per unfinished job, under ``<DEST_PREFIX>_pending/``.
-
-A record is ``{"jobId", "firstSeen", "lastChecked", "attempts", "lastState"}``, and ``"verified"``
-(the manifest entries of the files already intact) when an invocation ran out of time copying the
-job: the next one skips those files without a request, so a retry progresses. The timer sweep
-lists the records, oldest-checked first, and looks at each job again; a job unfinished after
-``PENDING_MAX_AGE_SECONDS`` moves to ``<DEST_PREFIX>_expired/<JobId>``.
-"""
+"""The pending registry: one small JSON object per unfinished job, ``<DEST_PREFIX>_pending/<JobId>``
+(with a checkpoint of the files already intact, docs/architecture.md, 'Resuming a job too big for one
+invocation'); the sweep looks at each job again, and moves one older than ``PENDING_MAX_AGE_SECONDS`` to
+``_expired/``."""
 
 from __future__ import annotations
 

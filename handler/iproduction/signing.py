@@ -1,8 +1,5 @@
-"""Alibaba Cloud RPC request signing: V3 (``ACS3-HMAC-SHA256``) and V2 (``HMAC-SHA1``).
-
-Pure functions; ``../shared/reference/mps.md`` §4 has the algorithms and the published vectors
-the tests reproduce.
-"""
+"""Alibaba Cloud RPC request signing, V3 (``ACS3-HMAC-SHA256``) and V2 (``HMAC-SHA1``): pure functions,
+held by the tests to the published vectors (mps.md §4)."""
 
 from __future__ import annotations
 
