@@ -8,6 +8,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 from . import flow, logs
@@ -64,9 +65,7 @@ def handler(event: bytes, context: Any) -> dict[str, Any]:
         deadline = Deadline.from_context(context, started)
         reports = rt.io.run(invoke(rt, event, deadline, request_id))
         summary = {"jobs": [report.public() for report in reports]}
-        counts: dict[str, int] = {}
-        for report in reports:
-            counts[report.outcome.value] = counts.get(report.outcome.value, 0) + 1
+        counts = Counter(report.outcome.value for report in reports)
         retries_now = rt.retries()
         logs.info("invocation.done", outcomes=counts, jobs=len(reports),
                   durationMs=round((time.monotonic() - started) * 1000),

@@ -9,11 +9,6 @@ from typing import Any
 from .errors import BudgetExceededError
 
 
-def reserve_for(timeout: float) -> float:
-    """Time kept back at the end of an invocation to report outcomes (10 %, 0.5–15 s)."""
-    return min(15.0, max(0.5, timeout * 0.1))
-
-
 class Deadline:
     """When this invocation must stop starting work."""
 
@@ -30,7 +25,7 @@ class Deadline:
         """FC's ``context.function.timeout`` minus a reserve, counted from ``started``."""
         function = getattr(context, "function", None)
         timeout = float(getattr(function, "timeout", None) or 300)
-        reserve = reserve_for(timeout)
+        reserve = min(15.0, max(0.5, timeout * 0.1))  # kept back to report outcomes: 10 %, 0.5–15 s
         deadline = cls(timeout - reserve, clock, timeout=timeout, reserve=reserve)
         if started is not None:
             deadline._end -= clock() - started
@@ -67,12 +62,8 @@ class Deadline:
 
 
 class CopyTimer:
-    """Estimates how long a server-side copy request takes, from the ones already done.
-
-    Starts from a cautious guess (50 MiB/s, 0.1 s per request) and follows what it observes,
-    so that an invocation stops starting copies that would not finish in time. (A guess as long as
-    a short function's whole budget would start no copy, and so never learn better.)
-    """
+    """Estimates how long a copy request takes, from the ones already done (starting from 50 MiB/s and 0.1 s
+    per request: a first guess as long as a short function's whole budget would start no copy, never to learn)."""
 
     def __init__(self, rate: float = 50 * 2**20, overhead: float = 0.1) -> None:
         self._rate = rate

@@ -4,8 +4,7 @@ operators cached per length), so parts copied in parallel can be checked against
 
 from __future__ import annotations
 
-import threading
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import crcmod
 
@@ -35,20 +34,13 @@ def _product(a: Matrix, b: Matrix) -> Matrix:
     return tuple(_times(a, column) for column in b)
 
 
-_powers: list[Matrix] = []
-_powers_lock = threading.Lock()
-
-
+@cache
 def _power(k: int) -> Matrix:
     """The operator for 2**k zero *bits*."""
-    with _powers_lock:
-        if not _powers:
-            one_bit = (_REFLECTED, *(1 << n for n in range(_DIM - 1)))
-            _powers.append(one_bit)
-        while len(_powers) <= k:
-            last = _powers[-1]
-            _powers.append(_product(last, last))
-        return _powers[k]
+    if k == 0:
+        return (_REFLECTED, *(1 << n for n in range(_DIM - 1)))
+    last = _power(k - 1)
+    return _product(last, last)
 
 
 @lru_cache(maxsize=128)

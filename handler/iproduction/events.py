@@ -54,11 +54,11 @@ class ParsedEvent:
             self.refs.append(item)
 
 
-def shown(value: Any) -> str:
+def shown(value: Any, limit: int = MAX_SHOWN) -> str:
     """A short, printable rendering of untrusted input for a reason text."""
     text = value if isinstance(value, str) else repr(value)
     text = "".join(c if c.isprintable() else "?" for c in text)
-    return repr(text[:MAX_SHOWN] + ("…" if len(text) > MAX_SHOWN else ""))
+    return repr(text[:limit] + ("…" if len(text) > limit else ""))
 
 
 def job_ref(value: Any, message_id: str | None) -> JobRef | BadMessage:
@@ -220,10 +220,7 @@ def parse_event(raw: bytes | str) -> ParsedEvent:
             _queue_item(item, parsed)
     elif ok and isinstance(doc, dict):
         _object(doc, parsed, text)
-    elif ok and isinstance(doc, str):
-        parsed.source = "mns-topic-stream"
-        parsed.add(parse_body(doc))
     else:
         parsed.source = "mns-topic-stream"
-        parsed.add(parse_body(text))
+        parsed.add(parse_body(doc if ok and isinstance(doc, str) else text))
     return parsed

@@ -1,8 +1,5 @@
-"""The MPS job: the QueryIProductionJob answer, its decoded ``Result``, and what to do next.
-
-``Result`` and ``Result.Data`` are JSON *strings* in the real API and objects on the seed doc
-page; both are accepted. ``State`` drives a small state machine (:func:`next_action`).
-"""
+"""The MPS job: the QueryIProductionJob answer, its decoded ``Result`` (``Result`` and ``Result.Data`` are
+JSON strings in the real API, objects on the doc page: both are accepted), and what to do next."""
 
 from __future__ import annotations
 
@@ -39,10 +36,8 @@ KNOWN_STATES = frozenset(_ACTIONS)
 
 
 def next_action(state: str) -> Action:
-    """The state machine: ``Success`` → copy, ``Fail`` → failure manifest, the rest → wait.
-
-    Exactly as MPS spells it: ``SUCCESS``, ``Failed`` or `` Success `` is not a documented state, so
-    it waits (and is logged as unknown) rather than committing a guess."""
+    """``Success`` → copy, ``Fail`` → failure manifest, the rest (``SUCCESS``, ``Failed`` or `` Success `` too:
+    not documented states) → wait, logged as unknown rather than committing a guess."""
     return _ACTIONS.get(state, Action.WAIT)
 
 
@@ -135,43 +130,34 @@ def job_from_answer(job_id: str, answer: QueryJobAnswer) -> Job:
 
 
 def result_missing(result: JobResult) -> str | None:
-    """Why a ``Success`` answer does not list the job's files yet, or None when it does (or when it is
-    unreadable: :func:`result_files` rejects that).
-
-    MPS does not promise that ``Result`` is filled in the moment ``State`` turns ``Success``: an empty
-    or absent ``Result``, or a ``Data`` without a ``result`` list, is not finished yet. A ``result``
-    list that is empty (a function whose output is not files) is an answer."""
+    """Why a ``Success`` answer does not list the job's files yet (MPS may fill ``Result`` later), or None when
+    it does, even as an empty list, or when it is unreadable (:func:`result_files` rejects that)."""
     if result.data_error:
         return None
-    data = result.data
-    if data is None:
+    if result.data is None:
         return "its Result has no Data yet"
-    if not isinstance(data, dict) or data.get("result", data.get("Result")) is None:
+    if _entries(result.data) is None:
         return "its Result.Data has no result list yet"
     return None
 
 
-def result_files(result: JobResult) -> list[str]:
-    """The object keys in ``Data.result[*].file``, in order, without duplicates.
+def _entries(data: Any) -> Any:
+    """``Data.result`` (or ``Data.Result``), None when there is none."""
+    return data.get("result", data.get("Result")) if isinstance(data, dict) else None
 
-    Entries without a ``file`` string (timestamps of analysis functions...) are skipped.
-    """
+
+def result_files(result: JobResult) -> list[str]:
+    """The object keys in ``Data.result[*].file``, in order, without duplicates (entries without a ``file``
+    string, such as the timestamps of analysis functions, are skipped)."""
     if result.data_error:
         raise RejectedError(f"job result unreadable: {result.data_error}")
-    data = result.data
-    entries = data.get("result", data.get("Result")) if isinstance(data, dict) else None
+    entries = _entries(result.data)
     if entries is None:
         return []
     if not isinstance(entries, list):
         raise RejectedError("job result unreadable: Data.result is not a list")
-    keys: list[str] = []
-    seen: set[str] = set()
-    for entry in entries:
-        key = entry.get("file", entry.get("File")) if isinstance(entry, dict) else None
-        if isinstance(key, str) and key not in seen:
-            seen.add(key)
-            keys.append(key)
-    return keys
+    keys = (entry.get("file", entry.get("File")) for entry in entries if isinstance(entry, dict))
+    return list(dict.fromkeys(key for key in keys if isinstance(key, str)))
 
 
 def parse_output(output: str | None, mps_region: str) -> OutputLocation:

@@ -30,10 +30,6 @@ def utc_timestamp(now: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
 
 
-def new_nonce() -> str:
-    return uuid.uuid4().hex
-
-
 # -- V2 ---------------------------------------------------------------------------------------
 def v2_string_to_sign(params: Mapping[str, str], method: str) -> str:
     return f"{method.upper()}&{percent_encode('/')}&{percent_encode(canonical_query(params))}"
@@ -54,7 +50,7 @@ def v2_query(action: str, version: str, params: Mapping[str, str], creds: Creden
         "AccessKeyId": creds.access_key_id,
         "SignatureMethod": "HMAC-SHA1",
         "SignatureVersion": "1.0",
-        "SignatureNonce": nonce or new_nonce(),
+        "SignatureNonce": nonce or uuid.uuid4().hex,
         "Timestamp": timestamp or utc_timestamp(),
         **params,
     }
@@ -90,7 +86,7 @@ def v3_headers(action: str, version: str, host: str, query: Mapping[str, str], c
         "x-acs-action": action,
         "x-acs-version": version,
         "x-acs-date": date or utc_timestamp(),
-        "x-acs-signature-nonce": nonce or new_nonce(),
+        "x-acs-signature-nonce": nonce or uuid.uuid4().hex,
         "x-acs-content-sha256": EMPTY_SHA256,
     }
     if creds.security_token:
