@@ -15,13 +15,6 @@ KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 
-#: Defaults chosen from the benchmarks (README, "Performance").
-DEFAULT_COPY_CONCURRENCY = 64
-DEFAULT_MULTIPART_THRESHOLD = 256 * MIB
-DEFAULT_PART_SIZE = 64 * MIB
-DEFAULT_MPS_MAX_QPS = 50.0
-DEFAULT_PENDING_MAX_AGE = 172_800
-
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 URL_RE = re.compile(r"^https?://[^/\s?#]+/?$")
@@ -93,11 +86,7 @@ class Settings:
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
+    return (env.get(name) or "").strip() or None
 
 
 def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str], T],
@@ -189,22 +178,18 @@ def _prefix(env: Mapping[str, str]) -> str:
     return value
 
 
-def _source_buckets(env: Mapping[str, str]) -> frozenset[str]:
-    raw = env.get("SOURCE_BUCKETS") or ""
-    return frozenset(_bucket("SOURCE_BUCKETS", b.strip()) for b in raw.split(",") if b.strip())
-
-
 def load_settings(env: Mapping[str, str]) -> Settings:
-    """Read and validate the configuration; raises :class:`ConfigError` naming the variable."""
+    """Read and validate the configuration; raises :class:`ConfigError` naming the variable. The defaults of
+    the copy and MPS settings come from the benchmarks (README, "Performance")."""
     dest_bucket = _get(env, "DEST_BUCKET")
     if dest_bucket is None:
         raise ConfigError("DEST_BUCKET is required (the destination bucket)")
     mps_region = _region(env, "MPS_REGION")
-    part_size = _parse(env, "PART_SIZE_BYTES", DEFAULT_PART_SIZE, int,
+    part_size = _parse(env, "PART_SIZE_BYTES", 64 * MIB, int,
                        lambda v: 100 * KIB <= v <= 5 * GIB, "an integer from 102400 (100 KiB) to 5 GiB")
-    copy_concurrency = _parse(env, "COPY_CONCURRENCY", DEFAULT_COPY_CONCURRENCY, int,
+    copy_concurrency = _parse(env, "COPY_CONCURRENCY", 64, int,
                               lambda v: 1 <= v <= 512, "an integer from 1 to 512")
-    mps_max_qps = _parse(env, "MPS_MAX_QPS", DEFAULT_MPS_MAX_QPS, float,
+    mps_max_qps = _parse(env, "MPS_MAX_QPS", 50.0, float,
                          lambda v: 0 < v <= 100, "a number above 0 and at most 100")
     signature = (_get(env, "MPS_SIGNATURE_VERSION") or "v3").lower()
     if signature not in ("v2", "v3"):
@@ -216,15 +201,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         mps_region=mps_region,
         mps_endpoint=_endpoint(env, "MPS_ENDPOINT") or f"https://mts.{mps_region}.aliyuncs.com",
         oss_endpoint=_endpoint(env, "OSS_ENDPOINT"),
-        source_buckets=_source_buckets(env),
+        source_buckets=frozenset(_bucket("SOURCE_BUCKETS", b.strip())
+                                 for b in (env.get("SOURCE_BUCKETS") or "").split(",") if b.strip()),
         copy_concurrency=copy_concurrency,
-        multipart_threshold=_parse(env, "MULTIPART_THRESHOLD_BYTES", DEFAULT_MULTIPART_THRESHOLD, int,
+        multipart_threshold=_parse(env, "MULTIPART_THRESHOLD_BYTES", 256 * MIB, int,
                                    lambda v: 100 * KIB <= v <= GIB,
                                    "an integer from 102400 (100 KiB) to 1073741824 (1 GiB)"),
         part_size=part_size,
         mps_max_qps=mps_max_qps,
         mps_adaptive=_parse(env, "MPS_ADAPTIVE", True, _flag, lambda v: True, "1 or 0 (true or false)"),
-        pending_max_age=_parse(env, "PENDING_MAX_AGE_SECONDS", DEFAULT_PENDING_MAX_AGE, int,
+        pending_max_age=_parse(env, "PENDING_MAX_AGE_SECONDS", 172_800, int,
                                lambda v: v > 0, "a positive integer"),
         mps_signature=signature,
         mps_timeout=_parse(env, "MPS_TIMEOUT_SECONDS", 10.0, float, lambda v: 0 < v <= 300,
@@ -238,6 +224,4 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
 def describe(settings: Settings) -> dict[str, Any]:
     """The settings as a loggable dict (they hold no secret)."""
-    out = dict(settings.__dict__)
-    out["source_buckets"] = sorted(settings.source_buckets)
-    return out
+    return {**settings.__dict__, "source_buckets": sorted(settings.source_buckets)}

@@ -131,11 +131,8 @@ async def fenced(oss: OSSClient, method: str, bucket: Bucket, key: str, deadline
 
 def worst(errors: list[BaseException]) -> BaseException:
     """The error that decides the job's outcome: rejected > credentials > committed meanwhile > transient."""
-    for kind in (RejectedError, CredentialsError, CommittedMeanwhileError, TransientError):
-        for exc in errors:
-            if isinstance(exc, kind):
-                return exc
-    return errors[0]
+    kinds = (RejectedError, CredentialsError, CommittedMeanwhileError, TransientError)
+    return next((exc for kind in kinds for exc in errors if isinstance(exc, kind)), errors[0])
 
 
 async def settle(coroutines: Iterable[Awaitable[T]], stop_on: tuple[type[BaseException], ...] = ()) -> list[T]:

@@ -193,15 +193,14 @@ def _object(doc: dict[str, Any], parsed: ParsedEvent, text: str) -> None:
             return
         parsed.add(parse_body(event.Message, event.MessageId))
         return
-    if "body" in doc and set(doc) <= {"body", "attrs"}:
-        parsed.source = "mns-topic-stream"
-        try:
-            parsed.add(parse_body(StreamWithAttrs.model_validate(doc).body))
-        except ValidationError:
-            parsed.add(BadMessage("malformed MNS topic STREAM event (want body as a string)"))
-        return
     parsed.source = "mns-topic-stream"
-    parsed.add(parse_body(text))
+    if not ("body" in doc and set(doc) <= {"body", "attrs"}):
+        parsed.add(parse_body(text))
+        return
+    try:
+        parsed.add(parse_body(StreamWithAttrs.model_validate(doc).body))
+    except ValidationError:
+        parsed.add(BadMessage("malformed MNS topic STREAM event (want body as a string)"))
 
 
 def parse_event(raw: bytes | str) -> ParsedEvent:

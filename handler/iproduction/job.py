@@ -115,18 +115,9 @@ def job_from_answer(job_id: str, answer: QueryJobAnswer) -> Job:
     if answer.JobId and answer.JobId.lower() != job_id.lower():
         # A fault on the way, not bad input: the job stays where it is (its pending record too).
         raise TransientError("MPS answered for a different job id")
-    return Job(
-        job_id=job_id,
-        state=answer.State,
-        function_name=answer.FunctionName,
-        pipeline_id=answer.PipelineId,
-        input=answer.Input,
-        output=answer.Output,
-        job_params=answer.JobParams,
-        user_data=answer.UserData,
-        result=decode_result(answer.Result),
-        request_id=answer.RequestId,
-    )
+    return Job(job_id=job_id, state=answer.State, function_name=answer.FunctionName, pipeline_id=answer.PipelineId,
+               input=answer.Input, output=answer.Output, job_params=answer.JobParams, user_data=answer.UserData,
+               result=decode_result(answer.Result), request_id=answer.RequestId)
 
 
 def result_missing(result: JobResult) -> str | None:

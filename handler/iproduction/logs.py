@@ -84,12 +84,10 @@ def scrub(text: str) -> str:
         return text
     # What is left of a secret cut short: mark every character a known piece covers, then blank them.
     covered = [False] * len(text)
-    found = False
     for i in range(len(text) - PIECE + 1):
         if text[i:i + PIECE] in pieces:
             covered[i:i + PIECE] = [True] * PIECE
-            found = True
-    if not found:
+    if not any(covered):
         return text
     out: list[str] = []
     for i, char in enumerate(text):
