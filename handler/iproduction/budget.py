@@ -43,9 +43,8 @@ class Deadline:
         return min(limit, left)
 
     def grace(self, share: float = 0.5) -> Deadline:
-        """The deadline for the steps that end a job once started (the commit, an abort, deleting a
-        pending record): ``share`` of the reserve past this one (half unless said), still inside the FC
-        timeout, the rest of the reserve left to report the outcomes."""
+        """The deadline for the steps that end a job once started (the commit, an abort, deleting a pending
+        record): ``share`` of the reserve past this one, the rest left to report the outcomes."""
         extended = Deadline(0, self._clock, timeout=self.timeout)
         extended._end = self._end + self.reserve * share
         return extended

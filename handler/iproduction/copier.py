@@ -136,9 +136,8 @@ def worst(errors: list[BaseException]) -> BaseException:
 
 
 async def settle(coroutines: Iterable[Awaitable[T]], stop_on: tuple[type[BaseException], ...] = ()) -> list[T]:
-    """Run ``coroutines`` at once; return their results in order, or raise the :func:`worst` error
-    once all have finished. An error of a ``stop_on`` kind cancels the others at once (a job that is
-    rejected copies nothing more). Cancelling this cancels them all."""
+    """Run ``coroutines`` at once; their results in order, or the :func:`worst` error once all have finished (an
+    error of a ``stop_on`` kind cancels the others at once). Cancelling this cancels them all."""
     tasks = [asyncio.ensure_future(c) for c in coroutines]
     if not tasks:
         return []
@@ -231,9 +230,8 @@ class ServerSide(Strategy):
 
 
 class Streamed(Strategy):
-    """Source region ≠ destination region (OSS refuses CopyObject across regions, oss.md §1.1):
-    a ranged GET piped into PutObject / UploadPart, never held whole, CRC-64 checked end to end.
-    A stream is one slot and two connections: its GET holds the slot, the upload it feeds is paired."""
+    """Across regions (no CopyObject there, oss.md §1.1): a ranged GET piped into PutObject / UploadPart, CRC-64
+    checked end to end; one slot (the GET's) and two connections (the upload it feeds is paired)."""
 
     name = "streamed"
 
@@ -338,9 +336,8 @@ class Copier:
     async def copy_files(self, plans: list[FilePlan], source: Bucket, existing: dict[str, Listed],
                          manifest_key: str, deadline: Deadline,
                          verified: dict[str, CopiedFile] | None = None) -> list[CopiedFile]:
-        """Copy (or skip) every planned file, at most ``COPY_CONCURRENCY`` at once, files not yet at the
-        destination first; raises the worst failure after the others finished (a rejection at once).
-        ``verified``: files known intact (by dest key), skipped without a request; each one delivered is added."""
+        """Copy (or skip) every planned file, at most ``COPY_CONCURRENCY`` at once, files not yet at the destination
+        first; raises the worst failure (:func:`settle`). ``verified``: files known intact, by key (kept up to date)."""
         strategy = self.strategy_for(source)
         progress = Progress(len(plans))
         verified = {} if verified is None else verified

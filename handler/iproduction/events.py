@@ -68,9 +68,8 @@ def job_ref(value: Any, message_id: str | None) -> JobRef | BadMessage:
 
 
 def _decode(raw: bytes | str) -> str | None:
-    """Event bytes as text: UTF-8 (BOM optional), or UTF-16/32 when a BOM says so and what follows
-    reads as such text. Everything an event may hold (JSON, a job id, base64) begins with an ASCII
-    character: bytes after a BOM that decode to anything else are not UTF-16/32 text at all."""
+    """Event bytes as text: UTF-8 (BOM optional), or UTF-16/32 when a BOM says so and the text begins with an
+    ASCII character, as everything an event may hold does (JSON, a job id, base64)."""
     if isinstance(raw, str):
         return raw
     if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):

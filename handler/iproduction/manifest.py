@@ -49,9 +49,8 @@ def entry(copied: CopiedFile) -> dict[str, Any]:
 
 
 def trusted(entries: list[Any], plans: list[FilePlan], existing: dict[str, Listed]) -> dict[str, CopiedFile]:
-    """The files of a checkpoint (entries of files verified by an earlier invocation) that need no
-    request now: planned alike, and listed at the destination with the same size and ETag (an object
-    written since is checked again). By destination key."""
+    """The files of a checkpoint (entries verified by an earlier invocation) that need no request now, by
+    destination key: planned alike, and listed at the destination with the same size and ETag."""
     by_key = {plan.dest_key: plan for plan in plans}
     found: dict[str, CopiedFile] = {}
     for item in entries:

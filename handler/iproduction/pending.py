@@ -107,9 +107,8 @@ class PendingRegistry:
         return list(ids)
 
     async def normalise(self, job_id: str, lower_exists: bool, deadline: Deadline | None) -> None:
-        """Move a record stored under an upper-case job id to the lower-case key every other path uses
-        (job ids are case-insensitive and always handled in lower case). Written first, deleted after:
-        a crash in between leaves both, and the next sweep finishes the move."""
+        """Move a record stored under an upper-case job id to the lower-case key every other path uses; written
+        first, deleted after (a crash in between leaves both, and the next sweep finishes the move)."""
         key = pending_key(self.settings.dest_prefix, job_id)
         try:
             if not lower_exists:

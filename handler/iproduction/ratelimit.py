@@ -20,19 +20,17 @@ class AdaptiveRate:
     on ``Throttling`` answers, calls spread at random gaps for ``calm`` seconds after a cut
     (docs/architecture.md, 'Rate cap'). Pure: the caller passes ``now`` and serialises calls."""
 
-    def __init__(self, max_calls: int, *, floor: int = 1, increase: float | None = None, decrease: float = 0.7,
-                 quiet: float = 1.0, calm: float = 60.0, adaptive: bool = True) -> None:
-        if max_calls < 1 or floor < 1:
-            raise ValueError("max_calls and floor must be at least 1")
+    quiet = 1.0  # seconds: the throttled answers of one burst are one signal
+    calm = 60.0  # seconds after a cut during which calls are spread
+
+    def __init__(self, max_calls: int, *, increase: float | None = None, decrease: float = 0.7,
+                 adaptive: bool = True) -> None:
         increase = max(1.0, max_calls / 20) if increase is None else increase
-        if not 0 < decrease < 1 or increase <= 0 or quiet < 0 or calm < 0:
-            raise ValueError("decrease must be in (0, 1), increase positive, quiet and calm not negative")
+        if max_calls < 1 or not 0 < decrease < 1 or increase <= 0:
+            raise ValueError("max_calls must be at least 1, decrease in (0, 1) and increase positive")
         self.max_calls = max_calls
-        self.floor = min(floor, max_calls)
         self.increase = increase
         self.decrease = decrease
-        self.quiet = quiet
-        self.calm = calm
         self.adaptive = adaptive  # False: throttling is ignored, the rate stays at max_calls
         self._base = float(max_calls)  # the rate just after the last cut
         self._cut_at: float | None = None  # when that was (None: never cut)
@@ -53,9 +51,8 @@ class AdaptiveRate:
         return 1.0 / self.limit(now)
 
     def gap(self, now: float, draw: float) -> float:
-        """The part of a window the next call must wait after one let through at ``now``: 0 unless
-        calls are spread (:meth:`spacing`), else a random gap averaging one call's share (``draw``:
-        uniform in [0, 1))."""
+        """The part of a window the next call must wait after one let through at ``now``: a random gap averaging
+        :meth:`spacing` (``draw``: uniform in [0, 1))."""
         return self.spacing(now) * 2.0 * draw
 
     def throttled(self, now: float) -> bool:
@@ -63,7 +60,7 @@ class AdaptiveRate:
         ``quiet`` seconds ago or adaptation is off (False)."""
         if not self.adaptive or (self._cut_at is not None and now - self._cut_at < self.quiet):
             return False
-        self._base = max(float(self.floor), self.limit(now) * self.decrease)
+        self._base = max(1.0, self.limit(now) * self.decrease)  # never below one call
         self._cut_at = now
         self.cuts += 1
         return True
@@ -157,10 +154,8 @@ class RateLimiter:
         return free_at - now if known else remaining
 
     def _free_at(self, now: float) -> tuple[float, bool]:
-        """When the next call may go (``now`` if it may), and whether that instant is known (False:
-        every slot is in flight; one frees no sooner than a window after the next answer). A slot
-        is free when fewer calls than the cap hold one; the oldest answer's slot frees a window
-        after it; a cut rate also spaces calls (:meth:`AdaptiveRate.spacing`)."""
+        """When the next call may go (``now`` if it may), and whether that instant is known (False: every slot
+        is in flight, and frees no sooner than a window after the next answer)."""
         while self._answered and self._answered[0] + self._window <= now:
             self._answered.popleft()
         paced = max(now, self._paced_until)

@@ -73,9 +73,8 @@ class Runtime:
     versioning: asyncio.Future[str | None] | None = field(default=None, init=False)
 
     async def check_destination(self, deadline: Deadline) -> None:
-        """Refuse a destination bucket with versioning, where OSS ignores ``x-oss-forbid-overwrite``
-        (so no commit point can hold). Its state is read once per instance, on first use; a failure
-        to read it is retried by the next job that needs it."""
+        """Refuse a destination bucket with versioning, where OSS ignores ``x-oss-forbid-overwrite``; read once
+        per instance, on first use (a failure to read it is retried by the next job)."""
         if self.versioning is None or (self.versioning.done() and self.versioning.exception() is not None):
             self.versioning = asyncio.ensure_future(self.oss.versioning(self.dest, deadline))
         state = await asyncio.shield(self.versioning)

@@ -43,17 +43,9 @@ def v2_signature(params: Mapping[str, str], method: str, secret: str) -> str:
 def v2_query(action: str, version: str, params: Mapping[str, str], creds: Credentials, *,
              method: str = "POST", timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
     """Every query parameter of a signed V2 request, ``Signature`` included."""
-    query = {
-        "Action": action,
-        "Version": version,
-        "Format": "JSON",
-        "AccessKeyId": creds.access_key_id,
-        "SignatureMethod": "HMAC-SHA1",
-        "SignatureVersion": "1.0",
-        "SignatureNonce": nonce or uuid.uuid4().hex,
-        "Timestamp": timestamp or utc_timestamp(),
-        **params,
-    }
+    query = {"Action": action, "Version": version, "Format": "JSON", "AccessKeyId": creds.access_key_id,
+             "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "SignatureNonce": nonce or uuid.uuid4().hex,
+             "Timestamp": timestamp or utc_timestamp(), **params}
     if creds.security_token:
         query["SecurityToken"] = creds.security_token
     query["Signature"] = v2_signature(query, method, creds.access_key_secret)
@@ -81,14 +73,8 @@ def v3_authorization(method: str, path: str, query: Mapping[str, str], headers: 
 def v3_headers(action: str, version: str, host: str, query: Mapping[str, str], creds: Credentials, *,
                method: str = "POST", date: str | None = None, nonce: str | None = None) -> dict[str, str]:
     """The headers of a signed V3 RPC request with an empty body (``Authorization`` included)."""
-    headers = {
-        "host": host,
-        "x-acs-action": action,
-        "x-acs-version": version,
-        "x-acs-date": date or utc_timestamp(),
-        "x-acs-signature-nonce": nonce or uuid.uuid4().hex,
-        "x-acs-content-sha256": EMPTY_SHA256,
-    }
+    headers = {"host": host, "x-acs-action": action, "x-acs-version": version, "x-acs-date": date or utc_timestamp(),
+               "x-acs-signature-nonce": nonce or uuid.uuid4().hex, "x-acs-content-sha256": EMPTY_SHA256}
     if creds.security_token:
         headers["x-acs-accesskey-id"] = creds.access_key_id
         headers["x-acs-security-token"] = creds.security_token
