@@ -78,7 +78,7 @@ class Strategy:
 
     def threshold(self, settings: Settings) -> int:
         """Files this large or larger go in parts."""
-        raise NotImplementedError
+        return settings.multipart_threshold
 
     async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
         """Transfer a whole file in one request; return the destination ETag (verified).
@@ -189,9 +189,6 @@ class ServerSide(Strategy):
     """CopyObject / UploadPartCopy: the bytes never leave OSS (same region only)."""
 
     name = "server-side"
-
-    def threshold(self, settings: Settings) -> int:
-        return settings.multipart_threshold
 
     async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
         # if-match: copy exactly the version the HEAD described (412 if it changed meanwhile).
@@ -328,35 +325,26 @@ class Copier:
         self.timer = CopyTimer()
         self.stream_timer = CopyTimer()
 
-    def strategy_for(self, source: Bucket) -> Strategy:
-        if source.region == self.settings.dest_region:
-            return ServerSide(self.oss, self.dest, source, self.timer)
-        return Streamed(self.oss, self.dest, source, self.stream_timer)
-
     async def copy_files(self, plans: list[FilePlan], source: Bucket, existing: dict[str, Listed],
                          manifest_key: str, deadline: Deadline,
                          verified: dict[str, CopiedFile] | None = None) -> list[CopiedFile]:
         """Copy (or skip) every planned file, at most ``COPY_CONCURRENCY`` at once, files not yet at the destination
         first; raises the worst failure (:func:`settle`). ``verified``: files known intact, by key (kept up to date)."""
-        strategy = self.strategy_for(source)
+        strategy = (ServerSide(self.oss, self.dest, source, self.timer) if source.region == self.settings.dest_region
+                    else Streamed(self.oss, self.dest, source, self.stream_timer))
         progress = Progress(len(plans))
         verified = {} if verified is None else verified
         gate = asyncio.Semaphore(self.settings.copy_concurrency)
 
-        async def one(plan: FilePlan) -> CopiedFile:
-            if (known := verified.get(plan.dest_key)) is not None:
-                return known
-            async with gate:
-                done = await self.deliver(plan, strategy, existing.get(plan.dest_key), manifest_key, deadline,
-                                          progress)
-            verified[plan.dest_key] = done
-            return done
+        async def one(plan: FilePlan) -> None:
+            if plan.dest_key not in verified:
+                async with gate:
+                    verified[plan.dest_key] = await self.deliver(plan, strategy, existing.get(plan.dest_key),
+                                                                 manifest_key, deadline, progress)
 
-        order = sorted(range(len(plans)), key=lambda i: plans[i].dest_key in existing)
-        results = await settle([one(plans[i]) for i in order],
-                               stop_on=(RejectedError, CredentialsError, CommittedMeanwhileError))
-        by_index = dict(zip(order, results, strict=True))
-        return [by_index[i] for i in range(len(plans))]
+        await settle([one(plan) for plan in sorted(plans, key=lambda plan: plan.dest_key in existing)],
+                     stop_on=(RejectedError, CredentialsError, CommittedMeanwhileError))
+        return [verified[plan.dest_key] for plan in plans]
 
     async def deliver(self, plan: FilePlan, strategy: Strategy, listed: Listed | None, manifest_key: str,
                       deadline: Deadline, progress: Progress) -> CopiedFile:

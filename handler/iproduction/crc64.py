@@ -4,7 +4,7 @@ operators cached per length), so parts copied in parallel can be checked against
 
 from __future__ import annotations
 
-from functools import cache, lru_cache
+from functools import cache, lru_cache, reduce
 
 import crcmod
 
@@ -47,15 +47,8 @@ def _power(k: int) -> Matrix:
 def _operator(length: int) -> Matrix:
     """The operator for ``length`` zero bytes."""
     bits = length * 8
-    result: Matrix | None = None
-    k = 0
-    while bits:
-        if bits & 1:
-            result = _power(k) if result is None else _product(_power(k), result)
-        bits >>= 1
-        k += 1
-    assert result is not None
-    return result
+    powers = [_power(k) for k in range(bits.bit_length()) if bits >> k & 1]
+    return reduce(lambda result, power: _product(power, result), powers)
 
 
 def combine(crc1: int, crc2: int, len2: int) -> int:

@@ -108,8 +108,8 @@ def parse_body(text: str, message_id: str | None = None, *, base64_allowed: bool
         try:
             decoded = base64.b64decode(stripped, validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
-            decoded = None
-        if decoded is not None:
+            pass
+        else:
             return parse_body(decoded, message_id, base64_allowed=False)
     return BadMessage(f"message body is neither an MPS job notification nor a job id: {shown(stripped)}",
                       message_id)

@@ -76,12 +76,10 @@ class OutputLocation:
 
 def _loads_maybe(value: Any) -> Any:
     """Decode a JSON string; leave anything else as it is."""
-    if isinstance(value, (str, bytes)):
-        text = value.strip() if isinstance(value, str) else value.strip().decode("utf-8", "replace")
-        if not text:
-            return None
-        return json.loads(text)
-    return value
+    if not isinstance(value, (str, bytes)):
+        return value
+    text = value.strip() if isinstance(value, str) else value.strip().decode("utf-8", "replace")
+    return json.loads(text) if text else None
 
 
 def decode_result(raw: Any) -> JobResult:

@@ -126,10 +126,8 @@ def log(event: str, level: str = "INFO", **fields: Any) -> None:
     if _format == "pretty":
         line = scrub(pretty(now, level, event, request_id.get(), job, fields))
     else:
-        record: dict[str, Any] = {"time": _utc(now), "level": level, "event": event, "requestId": request_id.get()}
-        if job:
-            record["jobId"] = job
-        record.update(fields)
+        record = {"time": _utc(now), "level": level, "event": event, "requestId": request_id.get(),
+                  **({"jobId": job} if job else {}), **fields}
         line = scrub(json.dumps(record, ensure_ascii=False, default=str))
     with _write_lock:
         stream = sys.stdout  # looked up each time: the FC runtime (and tests) may swap it
