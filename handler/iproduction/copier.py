@@ -139,16 +139,12 @@ async def settle(coroutines: Iterable[Awaitable[T]], stop_on: tuple[type[BaseExc
     """Run ``coroutines`` at once; their results in order, or the :func:`worst` error once all have finished (an
     error of a ``stop_on`` kind cancels the others at once). Cancelling this cancels them all."""
     tasks = [asyncio.ensure_future(c) for c in coroutines]
-    if not tasks:
-        return []
     errors: list[BaseException] = []
     try:
         pending: set[asyncio.Future[T]] = set(tasks)
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    errors.append(task.exception())  # type: ignore[arg-type]
+            errors += [exc for task in done if not task.cancelled() and (exc := task.exception()) is not None]
             if any(isinstance(e, stop_on) for e in errors):
                 for task in pending:
                     task.cancel()
@@ -326,14 +322,12 @@ class Copier:
         self.stream_timer = CopyTimer()
 
     async def copy_files(self, plans: list[FilePlan], source: Bucket, existing: dict[str, Listed],
-                         manifest_key: str, deadline: Deadline,
-                         verified: dict[str, CopiedFile] | None = None) -> list[CopiedFile]:
+                         manifest_key: str, deadline: Deadline, verified: dict[str, CopiedFile]) -> list[CopiedFile]:
         """Copy (or skip) every planned file, at most ``COPY_CONCURRENCY`` at once, files not yet at the destination
         first; raises the worst failure (:func:`settle`). ``verified``: files known intact, by key (kept up to date)."""
         strategy = (ServerSide(self.oss, self.dest, source, self.timer) if source.region == self.settings.dest_region
                     else Streamed(self.oss, self.dest, source, self.stream_timer))
         progress = Progress(len(plans))
-        verified = {} if verified is None else verified
         gate = asyncio.Semaphore(self.settings.copy_concurrency)
 
         async def one(plan: FilePlan) -> None:

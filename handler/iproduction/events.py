@@ -1,11 +1,6 @@
-"""Events in, job ids out.
-
-Accepted (contract §4): the timer event, the MNS topic trigger in STREAM format (raw body or
-``{"body", "attrs"}``) and JSON format, and the EventBridge MNS queue CloudEvents (one object or
-an array). Message bodies: the MPS notification (``JobId`` or ``jobId``), a bare job id, or
-base64 of either. :func:`parse_event` never raises: what it cannot use becomes a
-:class:`BadMessage` with a reason.
-"""
+"""Events in, job ids out: the timer event, the MNS topic (STREAM and JSON) and queue (CloudEvents) events of the
+README's "Events", whose bodies are an MPS notification, a bare job id, or base64 of either. :func:`parse_event`
+never raises: what it cannot use becomes a :class:`BadMessage` with a reason."""
 
 from __future__ import annotations
 
