@@ -35,8 +35,7 @@ class Deadline:
         return self._end - self._clock()
 
     def cap(self, limit: float, what: str = "send a request") -> float:
-        """A request's timeout: ``limit``, but no later than the deadline (so no request outlives the
-        invocation's time budget). Raises :class:`BudgetExceededError` when no time is left."""
+        """A request's timeout: ``limit``, capped by the time left (:class:`BudgetExceededError` when none is)."""
         left = self.remaining()
         if left <= 0:
             raise BudgetExceededError(f"time budget exhausted before it could {what}")

@@ -19,10 +19,8 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 URL_RE = re.compile(r"^https?://[^/\s?#]+/?$")
 
-#: Alibaba Cloud region ids where OSS runs ("OSS regions and endpoints",
-#: https://www.alibabacloud.com/help/en/oss/user-guide/regions-and-endpoints), MPS's among them. A region
-#: id outside this list is refused, unless it is the function's own (``FC_REGION``: FC runs there) or is
-#: named in ``EXTRA_REGIONS`` (a region newer than this list).
+#: Region ids where OSS runs (https://www.alibabacloud.com/help/en/oss/user-guide/regions-and-endpoints); another
+#: is refused unless it is ``FC_REGION`` (FC runs there) or named in ``EXTRA_REGIONS`` (a newer region).
 REGIONS = frozenset({
     # Chinese mainland
     "cn-hangzhou", "cn-shanghai", "cn-nanjing", "cn-fuzhou", "cn-wuhan-lr", "cn-qingdao", "cn-beijing",
@@ -146,8 +144,7 @@ def log_options(env: Mapping[str, str]) -> tuple[str, str]:
 
 
 def unknown_variables(env: Mapping[str, str]) -> list[tuple[str, str | None]]:
-    """Variables that look like one of ours but are not (a misspelling, ignored otherwise), each with
-    the closest name the function reads (or None)."""
+    """Variables that look like a misspelling of one of ours, each with the closest name we read (or None)."""
     found = []
     for name in sorted(env):
         if name in VARIABLES or name in FOREIGN or name.startswith(FOREIGN_PREFIXES):

@@ -91,8 +91,7 @@ class Strategy:
         raise NotImplementedError
 
     def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[Part]) -> None:
-        """Raise :class:`IntegrityError` if the parts do not add up to the source (by default the
-        destination HEAD after Complete is the check)."""
+        """Raise :class:`IntegrityError` if the parts do not add up to the source (default: the HEAD after Complete)."""
 
     async def timed(self, size: int, attempt: Callable[[], Awaitable[T]], what: str, deadline: Deadline,
                     bucket: Bucket) -> T:

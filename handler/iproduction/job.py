@@ -153,6 +153,5 @@ def parse_output(output: str | None, mps_region: str) -> OutputLocation:
     """``oss://<bucket>.oss-<region>[-internal].aliyuncs.com/<key>`` or ``oss://<bucket>/<key>``."""
     match = OUTPUT_RE.match((output or "").strip())
     if not match:
-        shown = (output or "")[:120]
-        raise RejectedError(f"job Output is not an OSS URL this function understands: {shown!r}")
+        raise RejectedError(f"job Output is not an OSS URL this function understands: {(output or '')[:120]!r}")
     return OutputLocation(match["bucket"], match["region"] or mps_region, match["key"])

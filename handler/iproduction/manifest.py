@@ -18,8 +18,7 @@ SCHEMA = "iproduction-manifest/1"
 
 
 def build(job: Job, settings: Settings, files: list[CopiedFile]) -> dict[str, Any]:
-    """The contract's document (§6), fields in the contract's order, plus each file's ``transfer``
-    (``server-side`` or ``streamed``)."""
+    """The contract's document (§6), in its order, plus each file's ``transfer`` (``server-side``, ``streamed``)."""
     entries = [entry(copied) for copied in files]
     return {
         "schema": SCHEMA,

@@ -28,8 +28,7 @@ def _quote_table(safe: str) -> dict[int, str]:
 
 
 def uri_quote(text: Any, safe: str = "") -> str:
-    """``urllib.parse.quote(text, safe)``, in one C pass when ``text`` is ASCII (quote works a byte
-    at a time in Python for anything that needs encoding, as every key with a ``/`` does)."""
+    """``urllib.parse.quote(text, safe)``, in one C pass when ``text`` is ASCII (quote works a byte at a time)."""
     if isinstance(text, str) and text.isascii():
         return text.translate(_quote_table(safe))
     return quote(text, safe=safe)
@@ -64,8 +63,7 @@ def timestamp(second: int) -> str:
 
 def sign(method: str, bucket: str, key: str, params: Mapping[str, str], headers: dict[str, str], region: str,
          credentials: Credentials, product: str = "oss", clock: Callable[[], float] = time.time) -> None:
-    """Add the V4 signature (and the STS token, date and payload headers it covers) to ``headers``,
-    exactly as ``oss2.ProviderAuthV4`` signs the same request."""
+    """Add the V4 signature (and the headers it covers) to ``headers``, as ``oss2.ProviderAuthV4`` signs it."""
     if credentials.security_token:
         headers["x-oss-security-token"] = credentials.security_token
     stamp = timestamp(int(clock()))

@@ -56,8 +56,7 @@ class AdaptiveRate:
         return self.spacing(now) * 2.0 * draw
 
     def throttled(self, now: float) -> bool:
-        """A throttled answer came back at ``now``: cut the rate (True), unless it was cut less than
-        ``quiet`` seconds ago or adaptation is off (False)."""
+        """A throttled answer came back at ``now``: cut the rate (True), unless cut within ``quiet`` or not adaptive."""
         if not self.adaptive or (self._cut_at is not None and now - self._cut_at < self.quiet):
             return False
         self._base = max(1.0, self.limit(now) * self.decrease)  # never below one call
@@ -89,8 +88,7 @@ class RateLimiter:
 
     @asynccontextmanager
     async def slot(self, deadline: Deadline | None = None) -> AsyncIterator[float]:
-        """Hold a slot for one call, from now until the block ends (the answer is in); yields the
-        seconds waited."""
+        """Hold a slot for one call until the block ends (the answer is in); yields the seconds waited."""
         waited = await self.acquire(deadline)
         try:
             yield waited
@@ -98,8 +96,7 @@ class RateLimiter:
             self.release()
 
     async def acquire(self, deadline: Deadline | None = None) -> float:
-        """Wait until a call may go; returns the seconds waited. Raises ``BudgetExceededError`` when
-        the time budget ends first. Pair with :meth:`release` once the call's answer is in."""
+        """Wait for a slot (or raise ``BudgetExceededError``); returns the seconds waited. Pair with :meth:`release`."""
         started = self._clock()
         me = asyncio.Event()
         self._queue.append(me)

@@ -100,8 +100,8 @@ class Runtime:
 
 
 def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
-    """One TLS context for OSS and MPS, verified against ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, else
-    certifi's bundle (what oss2 and httpx would use). Loading a bundle takes tens of milliseconds."""
+    """One TLS context for OSS and MPS (loaded once: tens of milliseconds): ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+    when set, else certifi's bundle (what oss2 and httpx would use)."""
     import certifi
 
     cafile, capath = env.get("SSL_CERT_FILE"), env.get("SSL_CERT_DIR")
