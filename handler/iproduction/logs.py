@@ -54,10 +54,7 @@ def secret_forms(value: str) -> set[str]:
 def redact(*values: str | None) -> None:
     """Register values that must never appear in a log line, a result or an exception, in any of
     :func:`secret_forms`, whole or as a piece of :data:`PIECE` characters or more."""
-    forms: set[str] = set()
-    for value in values:
-        if value and len(value) >= 4:
-            forms |= secret_forms(value)
+    forms = set().union(*(secret_forms(value) for value in values if value and len(value) >= 4))
     pieces = {form[i:i + PIECE] for form in forms for i in range(len(form) - PIECE + 1)}
     halves = {form[i:i + PIECE // 2] for form in forms for i in range(len(form) - PIECE // 2 + 1)}
     with _secrets_lock:
