@@ -121,25 +121,21 @@ async def collect(rt: Runtime, job_id: str, deadline: Deadline) -> JobReport:
     answer = await rt.mps.query_iproduction_job(job_id, deadline)
     try:
         job = job_from_answer(job_id, answer)
-    except RejectedError:
+        if job.action is Action.COPY and (missing := result_missing(job.result)) is not None:
+            # MPS does not promise that Result lists the files the moment State turns Success.
+            logs.warning("job.result_not_ready", state=job.state, reason=missing, mpsRequestId=job.request_id)
+            return await wait(rt, job, record, now, deadline, f"MPS state is {job.state} but {missing}")
+        if job.action is Action.WAIT:
+            return await wait(rt, job, record, now, deadline)
+        if job.action is Action.FAIL:
+            report = await commit(rt, job, [], deadline, Outcome.JOB_FAILED)
+            report.reason = short(f"MPS job failed: {job.result.code}: {job.result.message}")
+        else:
+            files = await copy(rt, job, existing, key, record, deadline)
+            report = await commit(rt, job, files, deadline, Outcome.COMMITTED)
+    except RejectedError:  # a rejected job (unknown, or its files refused) is not looked at again
         await forget(rt, record, deadline)
         raise
-    if job.action is Action.COPY and (missing := result_missing(job.result)) is not None:
-        # MPS does not promise that Result lists the files the moment State turns Success.
-        logs.warning("job.result_not_ready", state=job.state, reason=missing, mpsRequestId=job.request_id)
-        return await wait(rt, job, record, now, deadline, f"MPS state is {job.state} but {missing}")
-    if job.action is Action.WAIT:
-        return await wait(rt, job, record, now, deadline)
-    if job.action is Action.FAIL:
-        report = await commit(rt, job, [], deadline, Outcome.JOB_FAILED)
-        report.reason = short(f"MPS job failed: {job.result.code}: {job.result.message}")
-    else:
-        try:
-            files = await copy(rt, job, existing, key, record, deadline)
-        except RejectedError:
-            await forget(rt, record, deadline)
-            raise
-        report = await commit(rt, job, files, deadline, Outcome.COMMITTED)
     await forget(rt, record, deadline)
     return report
 
