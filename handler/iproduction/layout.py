@@ -63,8 +63,7 @@ def plan_files(source_bucket: str, keys: list[str], dest_prefix: str, job_id: st
     for key in keys:
         if not key:
             raise RejectedError("job result lists an empty file key")
-        reason = _unsafe(key)
-        if reason:
+        if reason := _unsafe(key):
             raise RejectedError(f"unsafe result key {shown(key, 80)}: {reason}")
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             raise RejectedError(f"result key {shown(key, 80)} is longer than {MAX_KEY_BYTES} bytes")
