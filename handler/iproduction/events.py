@@ -67,19 +67,13 @@ def _decode(raw: bytes | str) -> str | None:
     ASCII character, as everything an event may hold does (JSON, a job id, base64)."""
     if isinstance(raw, str):
         return raw
-    if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        encoding = "utf-32"
-    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    else:
-        encoding = "utf-8-sig"
+    encoding = ("utf-32" if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) else  # before UTF-16's
+                "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig")
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError:
         return None
-    if encoding != "utf-8-sig" and not text.lstrip()[:1].isascii():
-        return None
-    return text
+    return text if encoding == "utf-8-sig" or text.lstrip()[:1].isascii() else None
 
 
 def _json(text: str) -> tuple[bool, Any]:
@@ -123,8 +117,7 @@ def _notification(doc: dict[str, Any], message_id: str | None) -> JobRef | BadMe
 
 
 def _timer(event: models.TimerEvent, parsed: ParsedEvent) -> None:
-    payload = (event.payload or "").strip()
-    ok, doc = _json(payload) if payload else (False, None)
+    ok, doc = _json((event.payload or "").strip())
     if not (ok and isinstance(doc, dict) and "jobIds" in doc):
         parsed.sweep = True
         return
