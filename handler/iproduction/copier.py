@@ -361,8 +361,10 @@ class Copier:
             overwrite = True
         for attempt in range(FILE_ATTEMPTS):
             try:
-                if overwrite:
-                    await self.ensure_uncommitted(manifest_key, plan, deadline)
+                if overwrite and await self.oss.head(self.dest, manifest_key, deadline) is not None:
+                    # The fence: an object is replaced only while the job's manifest does not exist.
+                    raise CommittedMeanwhileError("the job was committed by another invocation while "
+                                                  f"{plan.dest_key} was being copied; nothing was replaced")
                 if info.size >= strategy.threshold(self.settings):
                     etag = await self.multipart(plan, info, strategy, overwrite, deadline)
                 else:
@@ -397,12 +399,6 @@ class Copier:
             found = await self.oss.head(self.dest, plan.dest_key, deadline)
             crc = None if found is None or found.size != info.size else found.crc64
         return crc == info.crc64
-
-    async def ensure_uncommitted(self, manifest_key: str, plan: FilePlan, deadline: Deadline) -> None:
-        """The fence's check before replacing an object: the job's manifest must not exist."""
-        if await self.oss.head(self.dest, manifest_key, deadline) is not None:
-            raise CommittedMeanwhileError(f"the job was committed by another invocation while {plan.dest_key} "
-                                          "was being copied; nothing was replaced")
 
     async def multipart(self, plan: FilePlan, info: ObjectInfo, strategy: Strategy, overwrite: bool,
                         deadline: Deadline) -> str:
