@@ -64,20 +64,16 @@ def handler(event: bytes, context: Any) -> dict[str, Any]:
         rt.credentials.update(resolve_credentials(os.environ, context))
         deadline = Deadline.from_context(context, started)
         reports = rt.io.run(invoke(rt, event, deadline, request_id))
-        summary = {"jobs": [report.public() for report in reports]}
-        counts = Counter(report.outcome.value for report in reports)
-        retries_now = rt.retries()
-        logs.info("invocation.done", outcomes=counts, jobs=len(reports),
+        logs.info("invocation.done", outcomes=Counter(report.outcome.value for report in reports), jobs=len(reports),
                   durationMs=round((time.monotonic() - started) * 1000),
-                  retries={kind: n - retries_before.get(kind, 0) for kind, n in retries_now.items()
-                           if n > retries_before.get(kind, 0)},
+                  retries=dict(Counter(rt.retries()) - Counter(retries_before)),  # the ones made by this invocation
                   mpsRate={"limit": rt.mps.limiter.limit(), "cuts": rt.mps.limiter.rate.cuts})
         failed = [r for r in reports if r.outcome is Outcome.ERROR]
         if failed:
             detail = "; ".join(f"{r.job_id or r.message_id}: {r.reason}" for r in failed[:5])
             raise InvocationFailedError(short(f"{len(failed)} of {len(reports)} job(s) ended in error "
                                               f"(the trigger will retry): {detail}", 1000))
-        return summary
+        return {"jobs": [report.public() for report in reports]}
     finally:
         logs.request_id.reset(token)
 
