@@ -46,20 +46,16 @@ def pre_stop(context: Any) -> None:
             _runtime = None
 
 
-def runtime(context: Any = None) -> Runtime:
-    if _runtime is None:
-        initialize(context)
-    assert _runtime is not None
-    return _runtime
-
-
 def handler(event: bytes, context: Any) -> dict[str, Any]:
     """FC handler: ``{"jobs": [...]}``; raises :class:`InvocationFailedError` if a job is ``error``."""
     started = time.monotonic()
     request_id = getattr(context, "request_id", None) or str(uuid.uuid4())
     token = logs.request_id.set(request_id)
     try:
-        rt = runtime(context)
+        if _runtime is None:  # no initializer ran (none configured): the first invocation builds the runtime
+            initialize(context)
+        rt = _runtime
+        assert rt is not None
         retries_before = rt.retries()
         rt.credentials.update(resolve_credentials(os.environ, context))
         deadline = Deadline.from_context(context, started)
