@@ -20,16 +20,12 @@ class Deadline:
         self.reserve = reserve  # kept back after the deadline to report outcomes
 
     @classmethod
-    def from_context(cls, context: Any, started: float | None = None,
-                     clock: Callable[[], float] = time.monotonic) -> Deadline:
+    def from_context(cls, context: Any, started: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
         """FC's ``context.function.timeout`` minus a reserve, counted from ``started``."""
         function = getattr(context, "function", None)
         timeout = float(getattr(function, "timeout", None) or 300)
         reserve = min(15.0, max(0.5, timeout * 0.1))  # kept back to report outcomes: 10 %, 0.5–15 s
-        deadline = cls(timeout - reserve, clock, timeout=timeout, reserve=reserve)
-        if started is not None:
-            deadline._end -= clock() - started
-        return deadline
+        return cls(timeout - reserve - (clock() - started), clock, timeout=timeout, reserve=reserve)
 
     def remaining(self) -> float:
         return self._end - self._clock()

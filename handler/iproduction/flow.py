@@ -191,9 +191,8 @@ async def checkpoint(rt: Runtime, job: Job, record: PendingRecord | None, files:
 
 async def commit(rt: Runtime, job: Job, files: list[CopiedFile], deadline: Deadline, outcome: Outcome) -> JobReport:
     """Write the manifest, last and once; a race lost to another invocation is ``already-committed``."""
-    document = manifest.build(job, rt.settings, files)
     key = manifest_key(rt.settings.dest_prefix, job.job_id)
-    if not await manifest.commit(rt.oss, rt.dest, rt.settings, document, deadline):
+    if not await manifest.commit(rt.oss, rt.dest, key, manifest.build(job, rt.settings, files), deadline):
         return JobReport(job.job_id, Outcome.ALREADY_COMMITTED, state=job.state, manifest=key)
     return JobReport(job.job_id, outcome, state=job.state, files=len(files), bytes=sum(f.size for f in files),
                      manifest=key, copied=sum(f.action == "copied" for f in files),

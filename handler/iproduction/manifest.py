@@ -11,7 +11,7 @@ from .config import Settings
 from .copier import CopiedFile
 from .errors import TransientError
 from .job import Action, Job
-from .layout import FilePlan, job_prefix, manifest_key
+from .layout import FilePlan, job_prefix
 from .oss import Bucket, Listed, OSSClient
 
 SCHEMA = "iproduction-manifest/1"
@@ -66,11 +66,9 @@ def trusted(entries: list[Any], plans: list[FilePlan], existing: dict[str, Liste
     return found
 
 
-async def commit(oss: OSSClient, dest: Bucket, settings: Settings, document: dict[str, Any],
-                 deadline: Deadline) -> bool:
+async def commit(oss: OSSClient, dest: Bucket, key: str, document: dict[str, Any], deadline: Deadline) -> bool:
     """PUT the manifest unless one exists; whether it is ours now (False: another invocation committed
     first). A PUT left without an answer is put once more (docs/architecture.md, 'The commit point')."""
-    key = manifest_key(settings.dest_prefix, document["jobId"])
     deadline.check(0.05, "commit the manifest")
     # Once started, the commit may use half the reserve: it is what the copies were for.
     final = deadline.grace()
