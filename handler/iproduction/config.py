@@ -168,8 +168,7 @@ def _prefix(env: Mapping[str, str]) -> str:
     value = "iproduction/" if raw is None else raw.strip()
     if value and not value.endswith("/"):
         value += "/"
-    segments = value.split("/")[:-1]
-    if value.startswith("/") or any(s in ("", ".", "..") for s in segments) or \
+    if value.startswith("/") or any(s in ("", ".", "..") for s in value.split("/")[:-1]) or \
             any(ord(c) < 32 or ord(c) == 127 for c in value) or len(value.encode()) > 512:
         raise ConfigError(f"DEST_PREFIX must be a relative key prefix such as 'iproduction/', got {raw!r}")
     return value

@@ -60,7 +60,4 @@ def combine(crc1: int, crc2: int, len2: int) -> int:
 
 def combine_all(parts: list[tuple[int, int]]) -> int:
     """CRC of the concatenation of parts given as ``(crc, length)`` in order."""
-    total = 0
-    for crc, length in parts:
-        total = combine(total, crc, length)
-    return total
+    return reduce(lambda total, part: combine(total, *part), parts, 0)
