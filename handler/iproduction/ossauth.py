@@ -17,8 +17,6 @@ ALGORITHM = "OSS4-HMAC-SHA256"
 UNSIGNED = "UNSIGNED-PAYLOAD"
 #: Headers signed besides ``x-oss-*`` (oss2's ``DEFAULT_SIGNED_HEADERS``).
 SIGNED_HEADERS = frozenset({"content-type", "content-md5"})
-
-
 _ALWAYS_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
 
