@@ -81,7 +81,7 @@ class RateLimiter:
         self._clock = clock
         self._answered: deque[float] = deque()  # when the calls of the last window were answered
         self._in_flight = 0
-        self._paced_until = 0.0  # no call before this (after a cut, see acquire)
+        self._paced_until = 0.0  # no call before this (after a cut, see _let_through)
         self._random = random.Random()
         self._queue: deque[asyncio.Event] = deque()  # waiting callers, first come first served
         self.wakeups = 0  # times a waiting caller woke up (one per turn, not one per slot per caller)
@@ -113,10 +113,8 @@ class RateLimiter:
             self._queue.remove(me)
             if self._queue:
                 self._queue[0].set()
-        now = self._clock()
-        self._in_flight += 1  # after a cut, the next call waits a random gap (AdaptiveRate.gap)
-        self._paced_until = now + self.rate.gap(now, self._random.random()) * self._window
-        return now - started
+        self._let_through(self._clock())
+        return self._clock() - started
 
     def release(self, used: bool = True) -> None:
         """The call's answer is in (or it failed): its slot frees one window from now. ``used=False``:
@@ -134,6 +132,11 @@ class RateLimiter:
     def limit(self) -> int:
         """The cap now (calls per window)."""
         return self.rate.limit(self._clock())
+
+    def _let_through(self, now: float) -> None:
+        """A call goes; after a cut, the next waits a random gap (:meth:`AdaptiveRate.gap`)."""
+        self._in_flight += 1
+        self._paced_until = now + self.rate.gap(now, self._random.random()) * self._window
 
     def _wait_for_turn(self, me: asyncio.Event, deadline: Deadline | None) -> float | None:
         """0.0 if ``me`` may go now; else how long to wait (None: until woken)."""
