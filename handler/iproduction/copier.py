@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from oss2 import exceptions as oss_errors
 
@@ -65,16 +65,15 @@ class ExistsError(Exception):
     """The destination object exists already (``x-oss-forbid-overwrite`` answered 409)."""
 
 
+@dataclass
 class Strategy:
     """How the bytes of one file (or one part of it) reach the destination."""
 
-    name = ""
-
-    def __init__(self, oss: OSSClient, dest: Bucket, source: Bucket, timer: CopyTimer) -> None:
-        self.oss = oss
-        self.dest = dest
-        self.source = source
-        self.timer = timer
+    oss: OSSClient
+    dest: Bucket
+    source: Bucket
+    timer: CopyTimer
+    name: ClassVar[str] = ""
 
     def threshold(self, settings: Settings) -> int:
         """Files this large or larger go in parts."""

@@ -68,9 +68,7 @@ async def sweep(rt: Runtime, deadline: Deadline) -> list[JobReport]:
     gate = asyncio.Semaphore(rt.settings.job_concurrency)
 
     async def one(job_id: str) -> JobReport | None:
-        if deadline.remaining() < SWEEP_MIN_SECONDS:
-            return None
-        return await process(rt, job_id, deadline)
+        return None if deadline.remaining() < SWEEP_MIN_SECONDS else await process(rt, job_id, deadline)
 
     swept = await asyncio.gather(*(bounded(gate, one(job_id)) for job_id in job_ids))
     skipped = sum(report is None for report in swept)

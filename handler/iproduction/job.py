@@ -71,7 +71,6 @@ class Job:
 class OutputLocation:
     bucket: str
     region: str
-    key_template: str
 
 
 def _loads_maybe(value: Any) -> Any:
@@ -154,4 +153,4 @@ def parse_output(output: str | None, mps_region: str) -> OutputLocation:
     match = OUTPUT_RE.match((output or "").strip())
     if not match:
         raise RejectedError(f"job Output is not an OSS URL this function understands: {(output or '')[:120]!r}")
-    return OutputLocation(match["bucket"], match["region"] or mps_region, match["key"])
+    return OutputLocation(match["bucket"], match["region"] or mps_region)
