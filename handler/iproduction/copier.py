@@ -452,13 +452,3 @@ class Copier:
             await asyncio.shield(self.oss.abort_upload(self.dest, plan.dest_key, upload_id, deadline.grace()))
         except (CollectorError, asyncio.CancelledError) as exc:
             logs.warning("copy.abort_failed", key=plan.dest_key, error=str(exc) or type(exc).__name__)
-
-
-async def abort_stale_uploads(oss: OSSClient, dest: Bucket, prefix: str, older_than: float,
-                              deadline: Deadline) -> int:
-    """Abort multipart uploads under ``prefix`` started more than ``older_than`` seconds ago (left by an
-    instance killed mid-copy; the sweep runs it). Returns how many were aborted."""
-    cutoff = time.time() - older_than
-    stale = [u for u in await oss.list_uploads(dest, prefix, deadline) if u.initiated and u.initiated < cutoff]
-    await settle([oss.abort_upload(dest, u.key, u.upload_id, deadline) for u in stale])
-    return len(stale)

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from . import logs, manifest
 from .budget import Deadline
-from .copier import CopiedFile, abort_stale_uploads, settle
+from .copier import CopiedFile, settle
 from .errors import CollectorError, CommittedMeanwhileError, RejectedError, TransientError
 from .events import parse_event
 from .job import KNOWN_STATES, Action, Job, job_from_answer, parse_output, result_files, result_missing
@@ -213,13 +213,16 @@ async def clean_uploads(rt: Runtime, deadline: Deadline) -> None:
     timeout (an invocation is killed at its timeout, so its uploads are then orphans)."""
     if deadline.remaining() < SWEEP_MIN_SECONDS:
         return
+    cutoff = time.time() - 2 * deadline.timeout
     try:
-        aborted = await abort_stale_uploads(rt.oss, rt.dest, rt.settings.dest_prefix, 2 * deadline.timeout, deadline)
+        uploads = await rt.oss.list_uploads(rt.dest, rt.settings.dest_prefix, deadline)
+        stale = [upload for upload in uploads if upload.initiated and upload.initiated < cutoff]
+        await settle([rt.oss.abort_upload(rt.dest, u.key, u.upload_id, deadline) for u in stale])
     except CollectorError as exc:
         logs.warning("sweep.uploads_not_cleaned", error=short(str(exc)))
         return
-    if aborted:
-        logs.info("sweep.uploads_aborted", uploads=aborted)
+    if stale:
+        logs.info("sweep.uploads_aborted", uploads=len(stale))
 
 
 async def bounded(gate: asyncio.Semaphore, work: Awaitable[T]) -> T:
