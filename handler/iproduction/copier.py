@@ -127,15 +127,9 @@ async def fenced(oss: OSSClient, method: str, bucket: Bucket, key: str, deadline
         raise
 
 
-def worst(errors: list[BaseException]) -> BaseException:
-    """The error that decides the job's outcome: rejected > credentials > committed meanwhile > transient."""
-    kinds = (RejectedError, CredentialsError, CommittedMeanwhileError, TransientError)
-    return next((exc for kind in kinds for exc in errors if isinstance(exc, kind)), errors[0])
-
-
 async def settle(coroutines: Iterable[Awaitable[T]], stop_on: tuple[type[BaseException], ...] = ()) -> list[T]:
-    """Run ``coroutines`` at once; their results in order, or the :func:`worst` error once all have finished (an
-    error of a ``stop_on`` kind cancels the others at once). Cancelling this cancels them all."""
+    """Run ``coroutines`` at once; their results in order, or the worst error once all have finished (an error
+    of a ``stop_on`` kind cancels the others at once). Cancelling this cancels them all."""
     tasks = [asyncio.ensure_future(c) for c in coroutines]
     errors: list[BaseException] = []
     try:
@@ -153,8 +147,9 @@ async def settle(coroutines: Iterable[Awaitable[T]], stop_on: tuple[type[BaseExc
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    if errors:
-        raise worst(errors)
+    if errors:  # the one that decides the job's outcome: rejected > credentials > committed meanwhile > transient
+        kinds = (RejectedError, CredentialsError, CommittedMeanwhileError, TransientError)
+        raise next((exc for kind in kinds for exc in errors if isinstance(exc, kind)), errors[0])
     return [task.result() for task in tasks]
 
 
