@@ -96,12 +96,10 @@ def decode_result(raw: Any) -> JobResult:
         value = result.get(name, result.get(name.lower()))
         return None if value is None else str(value)
 
-    data_raw = result.get("Data", result.get("data"))
     try:
-        data = _loads_maybe(data_raw)
+        return JobResult(text("Code"), text("Message"), _loads_maybe(result.get("Data", result.get("data"))))
     except (ValueError, RecursionError):
         return JobResult(text("Code"), text("Message"), None, "Result.Data is not JSON")
-    return JobResult(text("Code"), text("Message"), data)
 
 
 def job_from_answer(job_id: str, answer: QueryJobAnswer) -> Job:

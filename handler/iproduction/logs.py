@@ -69,8 +69,7 @@ def scrub(text: str) -> str:
         secrets = sorted(_secrets, key=len, reverse=True)
         pieces = _pieces
     for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
+        text = text.replace(secret, "***")
     if not pieces or len(text) < PIECE:
         return text
     # A piece at p holds text[q:q + PIECE // 2] for the one multiple q of PIECE // 2 in [p, p + PIECE // 2),
