@@ -106,9 +106,8 @@ def part_ranges(size: int, part_size: int, concurrency: int) -> list[tuple[int, 
     waves of ``concurrency`` connections (docs/architecture.md, 'Copying a file')."""
     part_size = max(part_size, MIN_PART, math.ceil(size / MAX_PARTS))
     count = max(1, math.ceil(size / part_size))
-    if count > 1:
-        waves = math.ceil(count / concurrency)
-        count = min(waves * concurrency, MAX_PARTS, max(1, size // MIN_PART))
+    if count > 1:  # whole waves
+        count = min(math.ceil(count / concurrency) * concurrency, MAX_PARTS, max(1, size // MIN_PART))
     step = math.ceil(size / count)
     return [(start, min(start + step, size) - 1) for start in range(0, size, step)]
 
