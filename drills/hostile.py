@@ -314,7 +314,7 @@ def check_answer(body: bytes, tally: Counter[str]) -> str:
                 assert all(part not in ("", ".", "..") for part in key[len(PREFIX) + 33:].split("/")), key
             tally["files"] += len(plans)
         env = {"DEST_BUCKET": "dest-bucket", "FC_REGION": "cn-hangzhou"}
-        json.dumps(build(job, load_settings(env), [], "2026-11-25T12:00:00Z"))
+        json.dumps(build(job, load_settings(env), []))
         return f"job-{job.action.value}"
     except RejectedError as exc:
         reason = str(exc)

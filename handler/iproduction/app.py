@@ -1,10 +1,6 @@
-"""The FC entry points behind ``index.initialize``, ``index.handler`` and ``index.pre_stop``.
-
-``initialize`` validates the configuration and builds the instance's runtime once (``runtime.py``: an
-event loop on a thread of its own, with the OSS session and the MPS client it owns). ``handler`` runs
-the event's flow (``flow.run``) on that loop, returns ``{"jobs": [...]}``, and raises only at the end,
-only for ``error`` outcomes. ``pre_stop`` closes the instance's connections.
-"""
+"""The FC entry points behind ``index.initialize``, ``index.handler`` and ``index.pre_stop``: the instance's
+runtime is built once (``runtime.py``), each event runs ``flow.run`` on its loop, and the handler raises only
+at the end, only for ``error`` outcomes."""
 
 from __future__ import annotations
 
@@ -12,6 +8,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 from . import flow, logs
@@ -49,40 +46,30 @@ def pre_stop(context: Any) -> None:
             _runtime = None
 
 
-def runtime(context: Any = None) -> Runtime:
-    if _runtime is None:
-        initialize(context)
-    assert _runtime is not None
-    return _runtime
-
-
 def handler(event: bytes, context: Any) -> dict[str, Any]:
     """FC handler: ``{"jobs": [...]}``; raises :class:`InvocationFailedError` if a job is ``error``."""
     started = time.monotonic()
     request_id = getattr(context, "request_id", None) or str(uuid.uuid4())
     token = logs.request_id.set(request_id)
     try:
-        rt = runtime(context)
+        if _runtime is None:  # no initializer ran (none configured): the first invocation builds the runtime
+            initialize(context)
+        rt = _runtime
+        assert rt is not None
         retries_before = rt.retries()
         rt.credentials.update(resolve_credentials(os.environ, context))
         deadline = Deadline.from_context(context, started)
         reports = rt.io.run(invoke(rt, event, deadline, request_id))
-        summary = {"jobs": [report.public() for report in reports]}
-        counts: dict[str, int] = {}
-        for report in reports:
-            counts[report.outcome.value] = counts.get(report.outcome.value, 0) + 1
-        retries_now = rt.retries()
-        logs.info("invocation.done", outcomes=counts, jobs=len(reports),
+        logs.info("invocation.done", outcomes=Counter(report.outcome.value for report in reports), jobs=len(reports),
                   durationMs=round((time.monotonic() - started) * 1000),
-                  retries={kind: n - retries_before.get(kind, 0) for kind, n in retries_now.items()
-                           if n > retries_before.get(kind, 0)},
+                  retries=dict(Counter(rt.retries()) - Counter(retries_before)),  # the ones made by this invocation
                   mpsRate={"limit": rt.mps.limiter.limit(), "cuts": rt.mps.limiter.rate.cuts})
         failed = [r for r in reports if r.outcome is Outcome.ERROR]
         if failed:
             detail = "; ".join(f"{r.job_id or r.message_id}: {r.reason}" for r in failed[:5])
             raise InvocationFailedError(short(f"{len(failed)} of {len(reports)} job(s) ended in error "
                                               f"(the trigger will retry): {detail}", 1000))
-        return summary
+        return {"jobs": [report.public() for report in reports]}
     finally:
         logs.request_id.reset(token)
 

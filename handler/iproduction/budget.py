@@ -9,11 +9,6 @@ from typing import Any
 from .errors import BudgetExceededError
 
 
-def reserve_for(timeout: float) -> float:
-    """Time kept back at the end of an invocation to report outcomes (10 %, 0.5–15 s)."""
-    return min(15.0, max(0.5, timeout * 0.1))
-
-
 class Deadline:
     """When this invocation must stop starting work."""
 
@@ -25,32 +20,26 @@ class Deadline:
         self.reserve = reserve  # kept back after the deadline to report outcomes
 
     @classmethod
-    def from_context(cls, context: Any, started: float | None = None,
-                     clock: Callable[[], float] = time.monotonic) -> Deadline:
+    def from_context(cls, context: Any, started: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
         """FC's ``context.function.timeout`` minus a reserve, counted from ``started``."""
         function = getattr(context, "function", None)
         timeout = float(getattr(function, "timeout", None) or 300)
-        reserve = reserve_for(timeout)
-        deadline = cls(timeout - reserve, clock, timeout=timeout, reserve=reserve)
-        if started is not None:
-            deadline._end -= clock() - started
-        return deadline
+        reserve = min(15.0, max(0.5, timeout * 0.1))  # kept back to report outcomes: 10 %, 0.5–15 s
+        return cls(timeout - reserve - (clock() - started), clock, timeout=timeout, reserve=reserve)
 
     def remaining(self) -> float:
         return self._end - self._clock()
 
     def cap(self, limit: float, what: str = "send a request") -> float:
-        """A request's timeout: ``limit``, but no later than the deadline (so no request outlives the
-        invocation's time budget). Raises :class:`BudgetExceededError` when no time is left."""
+        """A request's timeout: ``limit``, capped by the time left (:class:`BudgetExceededError` when none is)."""
         left = self.remaining()
         if left <= 0:
             raise BudgetExceededError(f"time budget exhausted before it could {what}")
         return min(limit, left)
 
     def grace(self, share: float = 0.5) -> Deadline:
-        """The deadline for the steps that end a job once started (the commit, an abort, deleting a
-        pending record): ``share`` of the reserve past this one (half unless said), still inside the FC
-        timeout, the rest of the reserve left to report the outcomes."""
+        """The deadline for the steps that end a job once started (the commit, an abort, deleting a pending
+        record): ``share`` of the reserve past this one, the rest left to report the outcomes."""
         extended = Deadline(0, self._clock, timeout=self.timeout)
         extended._end = self._end + self.reserve * share
         return extended
@@ -67,12 +56,8 @@ class Deadline:
 
 
 class CopyTimer:
-    """Estimates how long a server-side copy request takes, from the ones already done.
-
-    Starts from a cautious guess (50 MiB/s, 0.1 s per request) and follows what it observes,
-    so that an invocation stops starting copies that would not finish in time. (A guess as long as
-    a short function's whole budget would start no copy, and so never learn better.)
-    """
+    """Estimates how long a copy request takes, from the ones already done (starting from 50 MiB/s and 0.1 s
+    per request: a first guess as long as a short function's whole budget would start no copy, never to learn)."""
 
     def __init__(self, rate: float = 50 * 2**20, overhead: float = 0.1) -> None:
         self._rate = rate

@@ -15,21 +15,12 @@ KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 
-#: Defaults chosen from the benchmarks (README, "Performance").
-DEFAULT_COPY_CONCURRENCY = 64
-DEFAULT_MULTIPART_THRESHOLD = 256 * MIB
-DEFAULT_PART_SIZE = 64 * MIB
-DEFAULT_MPS_MAX_QPS = 50.0
-DEFAULT_PENDING_MAX_AGE = 172_800
-
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 URL_RE = re.compile(r"^https?://[^/\s?#]+/?$")
 
-#: Alibaba Cloud region ids where OSS runs ("OSS regions and endpoints",
-#: https://www.alibabacloud.com/help/en/oss/user-guide/regions-and-endpoints), MPS's among them. A region
-#: id outside this list is refused, unless it is the function's own (``FC_REGION``: FC runs there) or is
-#: named in ``EXTRA_REGIONS`` (a region newer than this list).
+#: Region ids where OSS runs (https://www.alibabacloud.com/help/en/oss/user-guide/regions-and-endpoints); another
+#: is refused unless it is ``FC_REGION`` (FC runs there) or named in ``EXTRA_REGIONS`` (a newer region).
 REGIONS = frozenset({
     # Chinese mainland
     "cn-hangzhou", "cn-shanghai", "cn-nanjing", "cn-fuzhou", "cn-wuhan-lr", "cn-qingdao", "cn-beijing",
@@ -93,11 +84,7 @@ class Settings:
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
+    return (env.get(name) or "").strip() or None
 
 
 def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str], T],
@@ -157,8 +144,7 @@ def log_options(env: Mapping[str, str]) -> tuple[str, str]:
 
 
 def unknown_variables(env: Mapping[str, str]) -> list[tuple[str, str | None]]:
-    """Variables that look like one of ours but are not (a misspelling, ignored otherwise), each with
-    the closest name the function reads (or None)."""
+    """Variables that look like a misspelling of one of ours, each with the closest name we read (or None)."""
     found = []
     for name in sorted(env):
         if name in VARIABLES or name in FOREIGN or name.startswith(FOREIGN_PREFIXES):
@@ -182,29 +168,24 @@ def _prefix(env: Mapping[str, str]) -> str:
     value = "iproduction/" if raw is None else raw.strip()
     if value and not value.endswith("/"):
         value += "/"
-    segments = value.split("/")[:-1]
-    if value.startswith("/") or any(s in ("", ".", "..") for s in segments) or \
+    if value.startswith("/") or any(s in ("", ".", "..") for s in value.split("/")[:-1]) or \
             any(ord(c) < 32 or ord(c) == 127 for c in value) or len(value.encode()) > 512:
         raise ConfigError(f"DEST_PREFIX must be a relative key prefix such as 'iproduction/', got {raw!r}")
     return value
 
 
-def _source_buckets(env: Mapping[str, str]) -> frozenset[str]:
-    raw = env.get("SOURCE_BUCKETS") or ""
-    return frozenset(_bucket("SOURCE_BUCKETS", b.strip()) for b in raw.split(",") if b.strip())
-
-
 def load_settings(env: Mapping[str, str]) -> Settings:
-    """Read and validate the configuration; raises :class:`ConfigError` naming the variable."""
+    """Read and validate the configuration; raises :class:`ConfigError` naming the variable. The defaults of
+    the copy and MPS settings come from the benchmarks (README, "Performance")."""
     dest_bucket = _get(env, "DEST_BUCKET")
     if dest_bucket is None:
         raise ConfigError("DEST_BUCKET is required (the destination bucket)")
     mps_region = _region(env, "MPS_REGION")
-    part_size = _parse(env, "PART_SIZE_BYTES", DEFAULT_PART_SIZE, int,
+    part_size = _parse(env, "PART_SIZE_BYTES", 64 * MIB, int,
                        lambda v: 100 * KIB <= v <= 5 * GIB, "an integer from 102400 (100 KiB) to 5 GiB")
-    copy_concurrency = _parse(env, "COPY_CONCURRENCY", DEFAULT_COPY_CONCURRENCY, int,
+    copy_concurrency = _parse(env, "COPY_CONCURRENCY", 64, int,
                               lambda v: 1 <= v <= 512, "an integer from 1 to 512")
-    mps_max_qps = _parse(env, "MPS_MAX_QPS", DEFAULT_MPS_MAX_QPS, float,
+    mps_max_qps = _parse(env, "MPS_MAX_QPS", 50.0, float,
                          lambda v: 0 < v <= 100, "a number above 0 and at most 100")
     signature = (_get(env, "MPS_SIGNATURE_VERSION") or "v3").lower()
     if signature not in ("v2", "v3"):
@@ -216,15 +197,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         mps_region=mps_region,
         mps_endpoint=_endpoint(env, "MPS_ENDPOINT") or f"https://mts.{mps_region}.aliyuncs.com",
         oss_endpoint=_endpoint(env, "OSS_ENDPOINT"),
-        source_buckets=_source_buckets(env),
+        source_buckets=frozenset(_bucket("SOURCE_BUCKETS", b.strip())
+                                 for b in (env.get("SOURCE_BUCKETS") or "").split(",") if b.strip()),
         copy_concurrency=copy_concurrency,
-        multipart_threshold=_parse(env, "MULTIPART_THRESHOLD_BYTES", DEFAULT_MULTIPART_THRESHOLD, int,
+        multipart_threshold=_parse(env, "MULTIPART_THRESHOLD_BYTES", 256 * MIB, int,
                                    lambda v: 100 * KIB <= v <= GIB,
                                    "an integer from 102400 (100 KiB) to 1073741824 (1 GiB)"),
         part_size=part_size,
         mps_max_qps=mps_max_qps,
         mps_adaptive=_parse(env, "MPS_ADAPTIVE", True, _flag, lambda v: True, "1 or 0 (true or false)"),
-        pending_max_age=_parse(env, "PENDING_MAX_AGE_SECONDS", DEFAULT_PENDING_MAX_AGE, int,
+        pending_max_age=_parse(env, "PENDING_MAX_AGE_SECONDS", 172_800, int,
                                lambda v: v > 0, "a positive integer"),
         mps_signature=signature,
         mps_timeout=_parse(env, "MPS_TIMEOUT_SECONDS", 10.0, float, lambda v: 0 < v <= 300,
@@ -238,6 +220,4 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
 def describe(settings: Settings) -> dict[str, Any]:
     """The settings as a loggable dict (they hold no secret)."""
-    out = dict(settings.__dict__)
-    out["source_buckets"] = sorted(settings.source_buckets)
-    return out
+    return {**settings.__dict__, "source_buckets": sorted(settings.source_buckets)}

@@ -1,19 +1,5 @@
-"""The copier: a job's result files delivered to the destination, verified, never overwriting a commit.
-
-One path per file (:meth:`Copier.deliver`): HEAD the source → skip when the destination already
-holds the same object → copy it whole, or in parts at or above the threshold → verify. How the
-bytes move is a :class:`Strategy`: :class:`ServerSide` (CopyObject / UploadPartCopy within a
-region, nothing passes through the function) or :class:`Streamed` (across regions, ranged GETs
-piped into PutObject / UploadPart with their CRC-64 checked end to end). Every file of a job is a
-coroutine on the instance's loop; the session's connection limit (``COPY_CONCURRENCY``) bounds what
-is in flight, and files not yet at the destination start first, so a retried job makes progress.
-
-The fence (every write is put-if-absent): copies, uploads and completions carry
-``x-oss-forbid-overwrite``. A destination object that exists already is verified and kept when it
-is intact; one that is not is replaced only after checking that the job's manifest does not exist.
-So an invocation that is late or racing can never overwrite an intact file that a committed
-manifest describes (the one window left: between that check and the write).
-"""
+"""The copier: a job's result files delivered to the destination, verified, never overwriting a commit
+(docs/architecture.md, 'Copying a file')."""
 
 from __future__ import annotations
 
@@ -21,9 +7,9 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from oss2 import exceptions as oss_errors
 
@@ -41,7 +27,7 @@ from .errors import (
     TransientError,
 )
 from .layout import FilePlan
-from .oss import Bucket, Listed, ObjectInfo, OSSClient, copy_source, xml_text
+from .oss import Bucket, Listed, ObjectInfo, OSSClient, Reply, copy_source, xml_text
 from .retry import INTEGRITY_RETRY
 
 T = TypeVar("T")
@@ -79,20 +65,19 @@ class ExistsError(Exception):
     """The destination object exists already (``x-oss-forbid-overwrite`` answered 409)."""
 
 
+@dataclass
 class Strategy:
     """How the bytes of one file (or one part of it) reach the destination."""
 
-    name = ""
-
-    def __init__(self, oss: OSSClient, dest: Bucket, source: Bucket, timer: CopyTimer) -> None:
-        self.oss = oss
-        self.dest = dest
-        self.source = source
-        self.timer = timer
+    oss: OSSClient
+    dest: Bucket
+    source: Bucket
+    timer: CopyTimer
+    name: ClassVar[str] = ""
 
     def threshold(self, settings: Settings) -> int:
         """Files this large or larger go in parts."""
-        raise NotImplementedError
+        return settings.multipart_threshold
 
     async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
         """Transfer a whole file in one request; return the destination ETag (verified).
@@ -105,22 +90,24 @@ class Strategy:
         raise NotImplementedError
 
     def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[Part]) -> None:
-        """Raise :class:`IntegrityError` if the parts do not add up to the source."""
-        raise NotImplementedError
+        """Raise :class:`IntegrityError` if the parts do not add up to the source (default: the HEAD after Complete)."""
+
+    async def timed(self, size: int, attempt: Callable[[], Awaitable[T]], what: str, deadline: Deadline,
+                    bucket: Bucket) -> T:
+        """``oss.call(attempt)``, its time observed by the strategy's timer."""
+        started = time.monotonic()
+        result = await self.oss.call(attempt, what, deadline, bucket)
+        self.timer.observe(size, time.monotonic() - started)
+        return result
 
 
 def part_ranges(size: int, part_size: int, concurrency: int) -> list[tuple[int, int]]:
-    """Inclusive byte ranges for a multipart transfer.
-
-    At most ``part_size`` each (grown if 10,000 parts would not cover ``size``), then evened out
-    so the parts fill whole waves of ``concurrency`` connections: 80 parts on 64 would take two
-    rounds for 1.25 rounds of work, 128 smaller parts take the same two rounds at full use.
-    """
+    """Inclusive byte ranges for a multipart transfer, at most ``part_size`` each, evened out to fill whole
+    waves of ``concurrency`` connections (docs/architecture.md, 'Copying a file')."""
     part_size = max(part_size, MIN_PART, math.ceil(size / MAX_PARTS))
     count = max(1, math.ceil(size / part_size))
-    if count > 1:
-        waves = math.ceil(count / concurrency)
-        count = min(waves * concurrency, MAX_PARTS, max(1, size // MIN_PART))
+    if count > 1:  # whole waves
+        count = min(math.ceil(count / concurrency) * concurrency, MAX_PARTS, max(1, size // MIN_PART))
     step = math.ceil(size / count)
     return [(start, min(start + step, size) - 1) for start in range(0, size, step)]
 
@@ -129,34 +116,26 @@ def forbid(overwrite: bool) -> dict[str, str]:
     return {} if overwrite else {"x-oss-forbid-overwrite": "true"}
 
 
-def is_exists(exc: BaseException) -> bool:
-    return isinstance(exc, oss_errors.ServerError) and exc.status == 409 and exc.code == "FileAlreadyExists"
-
-
-def worst(errors: list[BaseException]) -> BaseException:
-    """The error that decides the job's outcome: rejected > credentials > committed meanwhile > transient."""
-    for kind in (RejectedError, CredentialsError, CommittedMeanwhileError, TransientError):
-        for exc in errors:
-            if isinstance(exc, kind):
-                return exc
-    return errors[0]
+async def fenced(oss: OSSClient, method: str, bucket: Bucket, key: str, deadline: Deadline, **kwargs: Any) -> Reply:
+    """``oss.send``, with the fence's answer (409 ``FileAlreadyExists``) raised as :class:`ExistsError`."""
+    try:
+        return await oss.send(method, bucket, key, deadline, **kwargs)
+    except oss_errors.ServerError as exc:
+        if exc.status == 409 and exc.code == "FileAlreadyExists":
+            raise ExistsError(key) from None
+        raise
 
 
 async def settle(coroutines: Iterable[Awaitable[T]], stop_on: tuple[type[BaseException], ...] = ()) -> list[T]:
-    """Run ``coroutines`` at once; return their results in order, or raise the :func:`worst` error
-    once all have finished. An error of a ``stop_on`` kind cancels the others at once (a job that is
-    rejected copies nothing more). Cancelling this cancels them all."""
+    """Run ``coroutines`` at once; their results in order, or the worst error once all have finished (an error
+    of a ``stop_on`` kind cancels the others at once). Cancelling this cancels them all."""
     tasks = [asyncio.ensure_future(c) for c in coroutines]
-    if not tasks:
-        return []
     errors: list[BaseException] = []
     try:
         pending: set[asyncio.Future[T]] = set(tasks)
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    errors.append(task.exception())  # type: ignore[arg-type]
+            errors += [exc for task in done if not task.cancelled() and (exc := task.exception()) is not None]
             if any(isinstance(e, stop_on) for e in errors):
                 for task in pending:
                     task.cancel()
@@ -167,8 +146,9 @@ async def settle(coroutines: Iterable[Awaitable[T]], stop_on: tuple[type[BaseExc
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    if errors:
-        raise worst(errors)
+    if errors:  # the one that decides the job's outcome: rejected > credentials > committed meanwhile > transient
+        kinds = (RejectedError, CredentialsError, CommittedMeanwhileError, TransientError)
+        raise next((exc for kind in kinds for exc in errors if isinstance(exc, kind)), errors[0])
     return [task.result() for task in tasks]
 
 
@@ -198,27 +178,17 @@ class ServerSide(Strategy):
 
     name = "server-side"
 
-    def threshold(self, settings: Settings) -> int:
-        return settings.multipart_threshold
-
     async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
         # if-match: copy exactly the version the HEAD described (412 if it changed meanwhile).
         headers = {"x-oss-copy-source": copy_source(plan.source_bucket, plan.source_key),
                    "x-oss-copy-source-if-match": f'"{info.etag}"', **forbid(overwrite)}
 
         async def attempt() -> str:
-            try:
-                reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, headers=headers,
-                                            needs=self.timer.estimate(info.size))
-            except oss_errors.ServerError as exc:
-                if is_exists(exc):
-                    raise ExistsError(plan.dest_key) from None
-                raise
+            reply = await fenced(self.oss, "PUT", self.dest, plan.dest_key, deadline, headers=headers,
+                                 needs=self.timer.estimate(info.size))
             return reply.etag  # from the ETag header, as oss2 reads it (the XML body says the same)
 
-        started = time.monotonic()
-        etag = await self.oss.call(attempt, f"copy {plan.source_url}", deadline, self.dest)
-        self.timer.observe(info.size, time.monotonic() - started)
+        etag = await self.timed(info.size, attempt, f"copy {plan.source_url}", deadline, self.dest)
         if info.multipart_etag:
             # OSS keeps a multipart source's `-N` ETag, which says nothing of the bytes: check by HEAD.
             return await verify_destination(self.oss, self.dest, plan, info, deadline)
@@ -241,19 +211,12 @@ class ServerSide(Strategy):
                                         needs=self.timer.estimate(size))
             return Part(number, (reply.headers.get("etag") or "").strip('"'), size)
 
-        started = time.monotonic()
-        part = await self.oss.call(attempt, f"copy part {number} of {plan.source_url}", deadline, self.dest)
-        self.timer.observe(size, time.monotonic() - started)
-        return part
-
-    def check_parts(self, plan: FilePlan, info: ObjectInfo, parts: list[Part]) -> None:
-        return None  # the destination HEAD after Complete is the check
+        return await self.timed(size, attempt, f"copy part {number} of {plan.source_url}", deadline, self.dest)
 
 
 class Streamed(Strategy):
-    """Source region ≠ destination region (OSS refuses CopyObject across regions, oss.md §1.1):
-    a ranged GET piped into PutObject / UploadPart, never held whole, CRC-64 checked end to end.
-    A stream is one slot and two connections: its GET holds the slot, the upload it feeds is paired."""
+    """Across regions (no CopyObject there, oss.md §1.1): a ranged GET piped into PutObject / UploadPart, CRC-64
+    checked end to end; one slot (the GET's) and two connections (the upload it feeds is paired)."""
 
     name = "streamed"
 
@@ -292,22 +255,13 @@ class Streamed(Strategy):
                     if left:
                         raise oss_errors.InconsistentError(f"source stream ended {left} bytes early", "")
 
-                try:
-                    reply = await self.oss.send("PUT", self.dest, plan.dest_key, deadline, params=params,
-                                                headers={**headers, "Content-Length": str(size)}, body=chunks(),
-                                                paired=True)
-                except oss_errors.ServerError as exc:
-                    if is_exists(exc):
-                        raise ExistsError(plan.dest_key) from None
-                    raise
+                reply = await fenced(self.oss, "PUT", self.dest, plan.dest_key, deadline, params=params,
+                                     headers={**headers, "Content-Length": str(size)}, body=chunks(), paired=True)
             if reply.crc is not None and reply.crc != crc:
                 raise oss_errors.InconsistentError("destination CRC differs from the bytes sent", reply.request_id)
             return reply.etag, crc
 
-        started = time.monotonic()
-        result = await self.oss.call(attempt, what, deadline, self.source)
-        self.timer.observe(size, time.monotonic() - started)
-        return result
+        return await self.timed(size, attempt, what, deadline, self.source)
 
     async def whole(self, plan: FilePlan, info: ObjectInfo, overwrite: bool, deadline: Deadline) -> str:
         headers = {"Content-Type": "application/octet-stream", **info.carried, **forbid(overwrite)}
@@ -359,38 +313,24 @@ class Copier:
         self.timer = CopyTimer()
         self.stream_timer = CopyTimer()
 
-    def strategy_for(self, source: Bucket) -> Strategy:
-        if source.region == self.settings.dest_region:
-            return ServerSide(self.oss, self.dest, source, self.timer)
-        return Streamed(self.oss, self.dest, source, self.stream_timer)
-
     async def copy_files(self, plans: list[FilePlan], source: Bucket, existing: dict[str, Listed],
-                         manifest_key: str, deadline: Deadline,
-                         verified: dict[str, CopiedFile] | None = None) -> list[CopiedFile]:
-        """Copy (or skip) every planned file; raises the worst failure after the others finished
-        (a rejection at once). Files not yet at the destination go first. ``verified``: files known
-        intact (by dest key), skipped without a request; each file delivered is added to it. At most
-        ``COPY_CONCURRENCY`` files are under way, so files finish from the start of the budget (were
-        all HEADs queued at once, every copy would wait behind them)."""
-        strategy = self.strategy_for(source)
+                         manifest_key: str, deadline: Deadline, verified: dict[str, CopiedFile]) -> list[CopiedFile]:
+        """Copy (or skip) every planned file, at most ``COPY_CONCURRENCY`` at once, files not yet at the destination
+        first; raises the worst failure (:func:`settle`). ``verified``: files known intact, by key (kept up to date)."""
+        strategy = (ServerSide(self.oss, self.dest, source, self.timer) if source.region == self.settings.dest_region
+                    else Streamed(self.oss, self.dest, source, self.stream_timer))
         progress = Progress(len(plans))
-        verified = {} if verified is None else verified
         gate = asyncio.Semaphore(self.settings.copy_concurrency)
 
-        async def one(plan: FilePlan) -> CopiedFile:
-            if (known := verified.get(plan.dest_key)) is not None:
-                return known
-            async with gate:
-                done = await self.deliver(plan, strategy, existing.get(plan.dest_key), manifest_key, deadline,
-                                          progress)
-            verified[plan.dest_key] = done
-            return done
+        async def one(plan: FilePlan) -> None:
+            if plan.dest_key not in verified:
+                async with gate:
+                    verified[plan.dest_key] = await self.deliver(plan, strategy, existing.get(plan.dest_key),
+                                                                 manifest_key, deadline, progress)
 
-        order = sorted(range(len(plans)), key=lambda i: plans[i].dest_key in existing)
-        results = await settle([one(plans[i]) for i in order],
-                               stop_on=(RejectedError, CredentialsError, CommittedMeanwhileError))
-        by_index = dict(zip(order, results, strict=True))
-        return [by_index[i] for i in range(len(plans))]
+        await settle([one(plan) for plan in sorted(plans, key=lambda plan: plan.dest_key in existing)],
+                     stop_on=(RejectedError, CredentialsError, CommittedMeanwhileError))
+        return [verified[plan.dest_key] for plan in plans]
 
     async def deliver(self, plan: FilePlan, strategy: Strategy, listed: Listed | None, manifest_key: str,
                       deadline: Deadline, progress: Progress) -> CopiedFile:
@@ -402,17 +342,22 @@ class Copier:
         if (info.object_type or "").lower() == "appendable":
             raise RejectedError(f"result file is an appendable object, which OSS cannot copy: {plan.source_url}")
         progress.expect(info.size)
+
+        def done(etag: str, action: str) -> CopiedFile:
+            progress.add(info.size, files=1)
+            return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, action, strategy.name)
+
         overwrite = False
         if listed is not None:
             if await self.intact(info, listed.size, listed.etag, plan, deadline):
-                progress.add(info.size, files=1)
-                return CopiedFile(plan, info.size, info.crc64, listed.etag, info.content_type, "skipped",
-                                  strategy.name)
+                return done(listed.etag, "skipped")
             overwrite = True
         for attempt in range(FILE_ATTEMPTS):
             try:
-                if overwrite:
-                    await self.ensure_uncommitted(manifest_key, plan, deadline)
+                if overwrite and await self.oss.head(self.dest, manifest_key, deadline) is not None:
+                    # The fence: an object is replaced only while the job's manifest does not exist.
+                    raise CommittedMeanwhileError("the job was committed by another invocation while "
+                                                  f"{plan.dest_key} was being copied; nothing was replaced")
                 if info.size >= strategy.threshold(self.settings):
                     etag = await self.multipart(plan, info, strategy, overwrite, deadline)
                 else:
@@ -422,9 +367,7 @@ class Copier:
                 # Written since our listing (another invocation of the job): keep it if it is intact.
                 found = await self.oss.head(self.dest, plan.dest_key, deadline)
                 if found is not None and await self.intact(info, found.size, found.etag, plan, deadline, found.crc64):
-                    progress.add(info.size, files=1)
-                    return CopiedFile(plan, info.size, info.crc64, found.etag, info.content_type, "skipped",
-                                      strategy.name)
+                    return done(found.etag, "skipped")
                 overwrite = True
             except IntegrityError as exc:
                 logs.warning("copy.integrity", file=plan.source_url, error=str(exc), attempt=attempt + 1)
@@ -434,8 +377,7 @@ class Copier:
                 overwrite = True  # what is there now is the wrong copy
         else:
             raise TransientError(f"copy of {plan.source_url}: its destination kept changing")
-        progress.add(info.size, files=1)
-        return CopiedFile(plan, info.size, info.crc64, etag, info.content_type, "copied", strategy.name)
+        return done(etag, "copied")
 
     async def intact(self, info: ObjectInfo, size: int, etag: str, plan: FilePlan, deadline: Deadline,
                      crc: int | None = None) -> bool:
@@ -451,12 +393,6 @@ class Copier:
             crc = None if found is None or found.size != info.size else found.crc64
         return crc == info.crc64
 
-    async def ensure_uncommitted(self, manifest_key: str, plan: FilePlan, deadline: Deadline) -> None:
-        """The fence's check before replacing an object: the job's manifest must not exist."""
-        if await self.oss.head(self.dest, manifest_key, deadline) is not None:
-            raise CommittedMeanwhileError(f"the job was committed by another invocation while {plan.dest_key} "
-                                          "was being copied; nothing was replaced")
-
     async def multipart(self, plan: FilePlan, info: ObjectInfo, strategy: Strategy, overwrite: bool,
                         deadline: Deadline) -> str:
         """InitiateMultipartUpload → parts at once → Complete (aborted on any failure) → verify."""
@@ -464,13 +400,8 @@ class Copier:
         init_headers = {"Content-Type": "application/octet-stream", **info.carried, **forbid(overwrite)}
 
         async def initiate() -> str:
-            try:
-                reply = await self.oss.send("POST", self.dest, plan.dest_key, deadline, params={"uploads": ""},
-                                            headers=init_headers)
-            except oss_errors.ServerError as exc:
-                if is_exists(exc):
-                    raise ExistsError(plan.dest_key) from None
-                raise
+            reply = await fenced(self.oss, "POST", self.dest, plan.dest_key, deadline, params={"uploads": ""},
+                                 headers=init_headers)
             return xml_text(reply.body, "UploadId")
 
         started = asyncio.ensure_future(self.oss.call(initiate, f"initiate multipart upload of {plan.dest_key}",
@@ -503,15 +434,9 @@ class Copier:
         headers = {"Content-Type": "application/xml", **forbid(overwrite)}
 
         async def attempt() -> None:
-            try:
-                await self.oss.send("POST", self.dest, plan.dest_key, deadline, params={"uploadId": upload_id},
-                                    headers=headers, body=body)
-            except oss_errors.NoSuchUpload:
-                return  # a retry after an answer that got lost: the upload is complete (verified next)
-            except oss_errors.ServerError as exc:
-                if is_exists(exc):
-                    raise ExistsError(plan.dest_key) from None
-                raise
+            with contextlib.suppress(oss_errors.NoSuchUpload):  # a retry after a lost answer: complete, verified next
+                await fenced(self.oss, "POST", self.dest, plan.dest_key, deadline, params={"uploadId": upload_id},
+                             headers=headers, body=body)
 
         await self.oss.call(attempt, f"complete multipart upload of {plan.dest_key}", deadline, self.dest)
 
@@ -521,16 +446,3 @@ class Copier:
             await asyncio.shield(self.oss.abort_upload(self.dest, plan.dest_key, upload_id, deadline.grace()))
         except (CollectorError, asyncio.CancelledError) as exc:
             logs.warning("copy.abort_failed", key=plan.dest_key, error=str(exc) or type(exc).__name__)
-
-
-async def abort_stale_uploads(oss: OSSClient, dest: Bucket, prefix: str, older_than: float,
-                              deadline: Deadline) -> int:
-    """Abort multipart uploads under ``prefix`` started more than ``older_than`` seconds ago.
-
-    An invocation aborts its own uploads when a copy fails; this catches the ones left by an
-    instance that was killed mid-copy (the sweep runs it). Returns how many were aborted.
-    """
-    cutoff = time.time() - older_than
-    stale = [u for u in await oss.list_uploads(dest, prefix, deadline) if u.initiated and u.initiated < cutoff]
-    await settle([oss.abort_upload(dest, u.key, u.upload_id, deadline) for u in stale])
-    return len(stale)

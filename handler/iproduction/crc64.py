@@ -1,15 +1,10 @@
-"""CRC-64/ECMA-182 as OSS computes it (``x-oss-hash-crc64ecma``), with a fast combine.
-
-``crc64`` is crcmod's C implementation (crcmod-plus). ``combine`` gives the CRC of ``A + B`` from
-the CRCs of ``A`` and ``B``, so parts read in parallel can be checked against the whole object's
-CRC: the zlib method (append ``len(B)`` zero bytes to ``A``'s register, then xor), with the
-zero-byte operators cached per length so that combining thousands of parts stays cheap.
-"""
+"""CRC-64/ECMA-182 as OSS computes it (``x-oss-hash-crc64ecma``): ``crc64`` is crcmod's C implementation;
+:func:`combine` gives the CRC of ``A + B`` from those of ``A`` and ``B`` (zlib's method, with the zero-byte
+operators cached per length), so parts copied in parallel can be checked against the whole object."""
 
 from __future__ import annotations
 
-import threading
-from functools import lru_cache
+from functools import cache, lru_cache, reduce
 
 import crcmod
 
@@ -39,35 +34,21 @@ def _product(a: Matrix, b: Matrix) -> Matrix:
     return tuple(_times(a, column) for column in b)
 
 
-_powers: list[Matrix] = []
-_powers_lock = threading.Lock()
-
-
+@cache
 def _power(k: int) -> Matrix:
     """The operator for 2**k zero *bits*."""
-    with _powers_lock:
-        if not _powers:
-            one_bit = (_REFLECTED, *(1 << n for n in range(_DIM - 1)))
-            _powers.append(one_bit)
-        while len(_powers) <= k:
-            last = _powers[-1]
-            _powers.append(_product(last, last))
-        return _powers[k]
+    if k == 0:
+        return (_REFLECTED, *(1 << n for n in range(_DIM - 1)))
+    last = _power(k - 1)
+    return _product(last, last)
 
 
 @lru_cache(maxsize=128)
 def _operator(length: int) -> Matrix:
     """The operator for ``length`` zero bytes."""
     bits = length * 8
-    result: Matrix | None = None
-    k = 0
-    while bits:
-        if bits & 1:
-            result = _power(k) if result is None else _product(_power(k), result)
-        bits >>= 1
-        k += 1
-    assert result is not None
-    return result
+    powers = [_power(k) for k in range(bits.bit_length()) if bits >> k & 1]
+    return reduce(lambda result, power: _product(power, result), powers)
 
 
 def combine(crc1: int, crc2: int, len2: int) -> int:
@@ -79,7 +60,4 @@ def combine(crc1: int, crc2: int, len2: int) -> int:
 
 def combine_all(parts: list[tuple[int, int]]) -> int:
     """CRC of the concatenation of parts given as ``(crc, length)`` in order."""
-    total = 0
-    for crc, length in parts:
-        total = combine(total, crc, length)
-    return total
+    return reduce(lambda total, part: combine(total, *part), parts, 0)

@@ -1,9 +1,5 @@
-"""Credentials: from the FC environment variables, else from ``context.credentials``.
-
-They are read again on every invocation (FC rotates the role's STS token), held in one
-thread-safe :class:`CredentialsSource` that the MPS client and the OSS auth both ask, and
-registered with the log redactor so that no secret can reach a log line.
-"""
+"""Credentials: from the FC environment variables, else from ``context.credentials``, read again on every
+invocation (FC rotates the role's STS token) and registered with the log redactor."""
 
 from __future__ import annotations
 
@@ -29,23 +25,21 @@ class Credentials:
 
 
 def resolve_credentials(env: Mapping[str, str], context: Any = None) -> Credentials:
-    """Environment first (``ALIBABA_CLOUD_*``), then ``context.credentials`` (python3.10 runtime)."""
-    ak = (env.get("ALIBABA_CLOUD_ACCESS_KEY_ID") or "").strip()
-    sk = (env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET") or "").strip()
-    token = (env.get("ALIBABA_CLOUD_SECURITY_TOKEN") or "").strip() or None
+    """Environment first (``ALIBABA_CLOUD_ACCESS_KEY_ID``, ``_ACCESS_KEY_SECRET``, ``_SECURITY_TOKEN``), then
+    ``context.credentials`` (python3.10 runtime)."""
+    fields = ("access_key_id", "access_key_secret", "security_token")
+    ak, sk, token = ((env.get(f"ALIBABA_CLOUD_{name.upper()}") or "").strip() for name in fields)
     if not (ak and sk):
         creds = getattr(context, "credentials", None)
-        ak = (getattr(creds, "access_key_id", None) or "").strip()
-        sk = (getattr(creds, "access_key_secret", None) or "").strip()
-        token = (getattr(creds, "security_token", None) or "").strip() or None
+        ak, sk, token = ((getattr(creds, name, None) or "").strip() for name in fields)
     if not ak:
         raise ConfigError("ALIBABA_CLOUD_ACCESS_KEY_ID is not set and the context has no credentials "
                           "(give the function a role)")
     if not sk:
         raise ConfigError("ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set and the context has no credentials")
-    if any(c.isspace() for c in ak + sk + (token or "")):
+    if any(c.isspace() for c in ak + sk + token):
         raise ConfigError("ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET/SECURITY_TOKEN must not contain whitespace")
-    return Credentials(ak, sk, token)
+    return Credentials(ak, sk, token or None)
 
 
 class CredentialsSource:

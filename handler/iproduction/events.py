@@ -1,11 +1,6 @@
-"""Events in, job ids out.
-
-Accepted (contract §4): the timer event, the MNS topic trigger in STREAM format (raw body or
-``{"body", "attrs"}``) and JSON format, and the EventBridge MNS queue CloudEvents (one object or
-an array). Message bodies: the MPS notification (``JobId`` or ``jobId``), a bare job id, or
-base64 of either. :func:`parse_event` never raises: what it cannot use becomes a
-:class:`BadMessage` with a reason.
-"""
+"""Events in, job ids out: the timer event, the MNS topic (STREAM and JSON) and queue (CloudEvents) events of the
+README's "Events", whose bodies are an MPS notification, a bare job id, or base64 of either. :func:`parse_event`
+never raises: what it cannot use becomes a :class:`BadMessage` with a reason."""
 
 from __future__ import annotations
 
@@ -54,11 +49,11 @@ class ParsedEvent:
             self.refs.append(item)
 
 
-def shown(value: Any) -> str:
+def shown(value: Any, limit: int = MAX_SHOWN) -> str:
     """A short, printable rendering of untrusted input for a reason text."""
     text = value if isinstance(value, str) else repr(value)
     text = "".join(c if c.isprintable() else "?" for c in text)
-    return repr(text[:MAX_SHOWN] + ("…" if len(text) > MAX_SHOWN else ""))
+    return repr(text[:limit] + ("…" if len(text) > limit else ""))
 
 
 def job_ref(value: Any, message_id: str | None) -> JobRef | BadMessage:
@@ -68,24 +63,17 @@ def job_ref(value: Any, message_id: str | None) -> JobRef | BadMessage:
 
 
 def _decode(raw: bytes | str) -> str | None:
-    """Event bytes as text: UTF-8 (BOM optional), or UTF-16/32 when a BOM says so and what follows
-    reads as such text. Everything an event may hold (JSON, a job id, base64) begins with an ASCII
-    character: bytes after a BOM that decode to anything else are not UTF-16/32 text at all."""
+    """Event bytes as text: UTF-8 (BOM optional), or UTF-16/32 when a BOM says so and the text begins with an
+    ASCII character, as everything an event may hold does (JSON, a job id, base64)."""
     if isinstance(raw, str):
         return raw
-    if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        encoding = "utf-32"
-    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encoding = "utf-16"
-    else:
-        encoding = "utf-8-sig"
+    encoding = ("utf-32" if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) else  # before UTF-16's
+                "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig")
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError:
         return None
-    if encoding != "utf-8-sig" and not text.lstrip()[:1].isascii():
-        return None
-    return text
+    return text if encoding == "utf-8-sig" or text.lstrip()[:1].isascii() else None
 
 
 def _json(text: str) -> tuple[bool, Any]:
@@ -109,8 +97,8 @@ def parse_body(text: str, message_id: str | None = None, *, base64_allowed: bool
         try:
             decoded = base64.b64decode(stripped, validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
-            decoded = None
-        if decoded is not None:
+            pass
+        else:
             return parse_body(decoded, message_id, base64_allowed=False)
     return BadMessage(f"message body is neither an MPS job notification nor a job id: {shown(stripped)}",
                       message_id)
@@ -129,8 +117,7 @@ def _notification(doc: dict[str, Any], message_id: str | None) -> JobRef | BadMe
 
 
 def _timer(event: models.TimerEvent, parsed: ParsedEvent) -> None:
-    payload = (event.payload or "").strip()
-    ok, doc = _json(payload) if payload else (False, None)
+    ok, doc = _json((event.payload or "").strip())
     if not (ok and isinstance(doc, dict) and "jobIds" in doc):
         parsed.sweep = True
         return
@@ -193,15 +180,14 @@ def _object(doc: dict[str, Any], parsed: ParsedEvent, text: str) -> None:
             return
         parsed.add(parse_body(event.Message, event.MessageId))
         return
-    if "body" in doc and set(doc) <= {"body", "attrs"}:
-        parsed.source = "mns-topic-stream"
-        try:
-            parsed.add(parse_body(StreamWithAttrs.model_validate(doc).body))
-        except ValidationError:
-            parsed.add(BadMessage("malformed MNS topic STREAM event (want body as a string)"))
-        return
     parsed.source = "mns-topic-stream"
-    parsed.add(parse_body(text))
+    if not ("body" in doc and set(doc) <= {"body", "attrs"}):
+        parsed.add(parse_body(text))
+        return
+    try:
+        parsed.add(parse_body(StreamWithAttrs.model_validate(doc).body))
+    except ValidationError:
+        parsed.add(BadMessage("malformed MNS topic STREAM event (want body as a string)"))
 
 
 def parse_event(raw: bytes | str) -> ParsedEvent:
@@ -220,10 +206,7 @@ def parse_event(raw: bytes | str) -> ParsedEvent:
             _queue_item(item, parsed)
     elif ok and isinstance(doc, dict):
         _object(doc, parsed, text)
-    elif ok and isinstance(doc, str):
-        parsed.source = "mns-topic-stream"
-        parsed.add(parse_body(doc))
     else:
         parsed.source = "mns-topic-stream"
-        parsed.add(parse_body(text))
+        parsed.add(parse_body(doc if ok and isinstance(doc, str) else text))
     return parsed

@@ -29,9 +29,9 @@ from typing import TypeVar
 
 from . import logs, manifest
 from .budget import Deadline
-from .copier import CopiedFile, abort_stale_uploads, settle
+from .copier import CopiedFile, settle
 from .errors import CollectorError, CommittedMeanwhileError, RejectedError, TransientError
-from .events import BadMessage, parse_event
+from .events import parse_event
 from .job import KNOWN_STATES, Action, Job, job_from_answer, parse_output, result_files, result_missing
 from .layout import job_prefix, manifest_key, plan_files
 from .oss import Listed
@@ -48,9 +48,10 @@ SWEEP_MIN_SECONDS = 2.0
 async def run(rt: Runtime, event: bytes | str, deadline: Deadline) -> list[JobReport]:
     """Process an event; one report per distinct job id and per unusable message."""
     parsed = parse_event(event)
-    reports = [rejected_message(message) for message in parsed.rejected]
+    reports: list[JobReport] = []
     for message in parsed.rejected:
         logs.warning("event.rejected", reason=message.reason, messageId=message.message_id, source=parsed.source)
+        reports.append(JobReport(None, Outcome.REJECTED, short(message.reason), message_id=message.message_id))
     if parsed.sweep:
         return reports + await sweep(rt, deadline)
     gate = asyncio.Semaphore(rt.settings.job_concurrency)
@@ -68,9 +69,7 @@ async def sweep(rt: Runtime, deadline: Deadline) -> list[JobReport]:
     gate = asyncio.Semaphore(rt.settings.job_concurrency)
 
     async def one(job_id: str) -> JobReport | None:
-        if deadline.remaining() < SWEEP_MIN_SECONDS:
-            return None
-        return await process(rt, job_id, deadline)
+        return None if deadline.remaining() < SWEEP_MIN_SECONDS else await process(rt, job_id, deadline)
 
     swept = await asyncio.gather(*(bounded(gate, one(job_id)) for job_id in job_ids))
     skipped = sum(report is None for report in swept)
@@ -123,25 +122,21 @@ async def collect(rt: Runtime, job_id: str, deadline: Deadline) -> JobReport:
         return JobReport(job_id, Outcome.ALREADY_COMMITTED, manifest=key)
     try:
         job = job_from_answer(job_id, answer)
-    except RejectedError:
+        if job.action is Action.COPY and (missing := result_missing(job.result)) is not None:
+            # MPS does not promise that Result lists the files the moment State turns Success.
+            logs.warning("job.result_not_ready", state=job.state, reason=missing, mpsRequestId=job.request_id)
+            return await wait(rt, job, record, now, deadline, f"MPS state is {job.state} but {missing}")
+        if job.action is Action.WAIT:
+            return await wait(rt, job, record, now, deadline)
+        if job.action is Action.FAIL:
+            report = await commit(rt, job, [], deadline, Outcome.JOB_FAILED)
+            report.reason = short(f"MPS job failed: {job.result.code}: {job.result.message}")
+        else:
+            files = await copy(rt, job, existing, key, record, deadline)
+            report = await commit(rt, job, files, deadline, Outcome.COMMITTED)
+    except RejectedError:  # a rejected job (unknown, or its files refused) is not looked at again
         await forget(rt, record, deadline)
         raise
-    if job.action is Action.COPY and (missing := result_missing(job.result)) is not None:
-        # MPS does not promise that Result lists the files the moment State turns Success.
-        logs.warning("job.result_not_ready", state=job.state, reason=missing, mpsRequestId=job.request_id)
-        return await wait(rt, job, record, now, deadline, f"MPS state is {job.state} but {missing}")
-    if job.action is Action.WAIT:
-        return await wait(rt, job, record, now, deadline)
-    if job.action is Action.FAIL:
-        report = await commit(rt, job, [], deadline, Outcome.JOB_FAILED)
-        report.reason = short(f"MPS job failed: {job.result.code}: {job.result.message}")
-    else:
-        try:
-            files = await copy(rt, job, existing, key, record, deadline)
-        except RejectedError:
-            await forget(rt, record, deadline)
-            raise
-        report = await commit(rt, job, files, deadline, Outcome.COMMITTED)
     await forget(rt, record, deadline)
     return report
 
@@ -197,10 +192,8 @@ async def checkpoint(rt: Runtime, job: Job, record: PendingRecord | None, files:
 
 async def commit(rt: Runtime, job: Job, files: list[CopiedFile], deadline: Deadline, outcome: Outcome) -> JobReport:
     """Write the manifest, last and once; a race lost to another invocation is ``already-committed``."""
-    document = manifest.build(job, rt.settings, files, manifest.committed_at())
-    result = await manifest.commit(rt.oss, rt.dest, rt.settings, document, deadline)
     key = manifest_key(rt.settings.dest_prefix, job.job_id)
-    if not result.written:
+    if not await manifest.commit(rt.oss, rt.dest, key, manifest.build(job, rt.settings, files), deadline):
         return JobReport(job.job_id, Outcome.ALREADY_COMMITTED, state=job.state, manifest=key)
     return JobReport(job.job_id, outcome, state=job.state, files=len(files), bytes=sum(f.size for f in files),
                      manifest=key, copied=sum(f.action == "copied" for f in files),
@@ -223,19 +216,18 @@ async def clean_uploads(rt: Runtime, deadline: Deadline) -> None:
     timeout (an invocation is killed at its timeout, so its uploads are then orphans)."""
     if deadline.remaining() < SWEEP_MIN_SECONDS:
         return
+    cutoff = time.time() - 2 * deadline.timeout
     try:
-        aborted = await abort_stale_uploads(rt.oss, rt.dest, rt.settings.dest_prefix, 2 * deadline.timeout, deadline)
+        uploads = await rt.oss.list_uploads(rt.dest, rt.settings.dest_prefix, deadline)
+        stale = [upload for upload in uploads if upload.initiated and upload.initiated < cutoff]
+        await settle([rt.oss.abort_upload(rt.dest, u.key, u.upload_id, deadline) for u in stale])
     except CollectorError as exc:
         logs.warning("sweep.uploads_not_cleaned", error=short(str(exc)))
         return
-    if aborted:
-        logs.info("sweep.uploads_aborted", uploads=aborted)
+    if stale:
+        logs.info("sweep.uploads_aborted", uploads=len(stale))
 
 
 async def bounded(gate: asyncio.Semaphore, work: Awaitable[T]) -> T:
     async with gate:
         return await work
-
-
-def rejected_message(message: BadMessage) -> JobReport:
-    return JobReport(None, Outcome.REJECTED, short(message.reason), message_id=message.message_id)

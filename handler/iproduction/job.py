@@ -1,8 +1,5 @@
-"""The MPS job: the QueryIProductionJob answer, its decoded ``Result``, and what to do next.
-
-``Result`` and ``Result.Data`` are JSON *strings* in the real API and objects on the seed doc
-page; both are accepted. ``State`` drives a small state machine (:func:`next_action`).
-"""
+"""The MPS job: the QueryIProductionJob answer, its decoded ``Result`` (``Result`` and ``Result.Data`` are
+JSON strings in the real API, objects on the doc page: both are accepted), and what to do next."""
 
 from __future__ import annotations
 
@@ -39,10 +36,8 @@ KNOWN_STATES = frozenset(_ACTIONS)
 
 
 def next_action(state: str) -> Action:
-    """The state machine: ``Success`` → copy, ``Fail`` → failure manifest, the rest → wait.
-
-    Exactly as MPS spells it: ``SUCCESS``, ``Failed`` or `` Success `` is not a documented state, so
-    it waits (and is logged as unknown) rather than committing a guess."""
+    """``Success`` → copy, ``Fail`` → failure manifest, the rest (``SUCCESS``, ``Failed`` or `` Success `` too:
+    not documented states) → wait, logged as unknown rather than committing a guess."""
     return _ACTIONS.get(state, Action.WAIT)
 
 
@@ -76,17 +71,14 @@ class Job:
 class OutputLocation:
     bucket: str
     region: str
-    key_template: str
 
 
 def _loads_maybe(value: Any) -> Any:
     """Decode a JSON string; leave anything else as it is."""
-    if isinstance(value, (str, bytes)):
-        text = value.strip() if isinstance(value, str) else value.strip().decode("utf-8", "replace")
-        if not text:
-            return None
-        return json.loads(text)
-    return value
+    if not isinstance(value, (str, bytes)):
+        return value
+    text = value.strip() if isinstance(value, str) else value.strip().decode("utf-8", "replace")
+    return json.loads(text) if text else None
 
 
 def decode_result(raw: Any) -> JobResult:
@@ -104,12 +96,10 @@ def decode_result(raw: Any) -> JobResult:
         value = result.get(name, result.get(name.lower()))
         return None if value is None else str(value)
 
-    data_raw = result.get("Data", result.get("data"))
     try:
-        data = _loads_maybe(data_raw)
+        return JobResult(text("Code"), text("Message"), _loads_maybe(result.get("Data", result.get("data"))))
     except (ValueError, RecursionError):
         return JobResult(text("Code"), text("Message"), None, "Result.Data is not JSON")
-    return JobResult(text("Code"), text("Message"), data)
 
 
 def job_from_answer(job_id: str, answer: QueryJobAnswer) -> Job:
@@ -120,64 +110,45 @@ def job_from_answer(job_id: str, answer: QueryJobAnswer) -> Job:
     if answer.JobId and answer.JobId.lower() != job_id.lower():
         # A fault on the way, not bad input: the job stays where it is (its pending record too).
         raise TransientError("MPS answered for a different job id")
-    return Job(
-        job_id=job_id,
-        state=answer.State,
-        function_name=answer.FunctionName,
-        pipeline_id=answer.PipelineId,
-        input=answer.Input,
-        output=answer.Output,
-        job_params=answer.JobParams,
-        user_data=answer.UserData,
-        result=decode_result(answer.Result),
-        request_id=answer.RequestId,
-    )
+    return Job(job_id=job_id, state=answer.State, function_name=answer.FunctionName, pipeline_id=answer.PipelineId,
+               input=answer.Input, output=answer.Output, job_params=answer.JobParams, user_data=answer.UserData,
+               result=decode_result(answer.Result), request_id=answer.RequestId)
 
 
 def result_missing(result: JobResult) -> str | None:
-    """Why a ``Success`` answer does not list the job's files yet, or None when it does (or when it is
-    unreadable: :func:`result_files` rejects that).
-
-    MPS does not promise that ``Result`` is filled in the moment ``State`` turns ``Success``: an empty
-    or absent ``Result``, or a ``Data`` without a ``result`` list, is not finished yet. A ``result``
-    list that is empty (a function whose output is not files) is an answer."""
+    """Why a ``Success`` answer does not list the job's files yet (MPS may fill ``Result`` later), or None when
+    it does, even as an empty list, or when it is unreadable (:func:`result_files` rejects that)."""
     if result.data_error:
         return None
-    data = result.data
-    if data is None:
+    if result.data is None:
         return "its Result has no Data yet"
-    if not isinstance(data, dict) or data.get("result", data.get("Result")) is None:
+    if _entries(result.data) is None:
         return "its Result.Data has no result list yet"
     return None
 
 
-def result_files(result: JobResult) -> list[str]:
-    """The object keys in ``Data.result[*].file``, in order, without duplicates.
+def _entries(data: Any) -> Any:
+    """``Data.result`` (or ``Data.Result``), None when there is none."""
+    return data.get("result", data.get("Result")) if isinstance(data, dict) else None
 
-    Entries without a ``file`` string (timestamps of analysis functions...) are skipped.
-    """
+
+def result_files(result: JobResult) -> list[str]:
+    """The object keys in ``Data.result[*].file``, in order, without duplicates (entries without a ``file``
+    string, such as the timestamps of analysis functions, are skipped)."""
     if result.data_error:
         raise RejectedError(f"job result unreadable: {result.data_error}")
-    data = result.data
-    entries = data.get("result", data.get("Result")) if isinstance(data, dict) else None
+    entries = _entries(result.data)
     if entries is None:
         return []
     if not isinstance(entries, list):
         raise RejectedError("job result unreadable: Data.result is not a list")
-    keys: list[str] = []
-    seen: set[str] = set()
-    for entry in entries:
-        key = entry.get("file", entry.get("File")) if isinstance(entry, dict) else None
-        if isinstance(key, str) and key not in seen:
-            seen.add(key)
-            keys.append(key)
-    return keys
+    keys = (entry.get("file", entry.get("File")) for entry in entries if isinstance(entry, dict))
+    return list(dict.fromkeys(key for key in keys if isinstance(key, str)))
 
 
 def parse_output(output: str | None, mps_region: str) -> OutputLocation:
     """``oss://<bucket>.oss-<region>[-internal].aliyuncs.com/<key>`` or ``oss://<bucket>/<key>``."""
     match = OUTPUT_RE.match((output or "").strip())
     if not match:
-        shown = (output or "")[:120]
-        raise RejectedError(f"job Output is not an OSS URL this function understands: {shown!r}")
-    return OutputLocation(match["bucket"], match["region"] or mps_region, match["key"])
+        raise RejectedError(f"job Output is not an OSS URL this function understands: {(output or '')[:120]!r}")
+    return OutputLocation(match["bucket"], match["region"] or mps_region)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import RejectedError
+from .events import shown
 
 MANIFEST_NAME = "manifest.json"
 MAX_KEY_BYTES = 1023
@@ -56,43 +57,32 @@ def _unsafe(text: str) -> str | None:
     return None
 
 
-def _show(key: str) -> str:
-    printable = "".join(c if c.isprintable() else "?" for c in key)
-    return repr(printable[:80] + ("…" if len(printable) > 80 else ""))
-
-
 def plan_files(source_bucket: str, keys: list[str], dest_prefix: str, job_id: str) -> list[FilePlan]:
-    """Map result keys to ``<DEST_PREFIX><JobId>/<name>``.
-
-    ``<name>`` is the key relative to the deepest directory all the job's keys share. Any unsafe
-    key or name rejects the whole job (:class:`RejectedError`), so nothing of it is copied.
-    """
+    """Map result keys to ``<DEST_PREFIX><JobId>/<name>``, ``<name>`` relative to the deepest directory all the
+    job's keys share. Any unsafe key or name rejects the whole job (:class:`RejectedError`)."""
     for key in keys:
         if not key:
             raise RejectedError("job result lists an empty file key")
-        reason = _unsafe(key)
-        if reason:
-            raise RejectedError(f"unsafe result key {_show(key)}: {reason}")
+        if reason := _unsafe(key):
+            raise RejectedError(f"unsafe result key {shown(key, 80)}: {reason}")
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-            raise RejectedError(f"result key {_show(key)} is longer than {MAX_KEY_BYTES} bytes")
-    directories = [key.split("/")[:-1] for key in keys]
-    common: list[str] = []
-    if directories:
-        for parts in zip(*directories, strict=False):
-            if len(set(parts)) != 1:
-                break
-            common.append(parts[0])
+            raise RejectedError(f"result key {shown(key, 80)} is longer than {MAX_KEY_BYTES} bytes")
+    depth = 0  # how many directories all keys share
+    for parts in zip(*(key.split("/")[:-1] for key in keys), strict=False):
+        if len(set(parts)) != 1:
+            break
+        depth += 1
     base = job_prefix(dest_prefix, job_id)
     plans = []
     for key in keys:
-        name = "/".join(key.split("/")[len(common):])
+        name = "/".join(key.split("/")[depth:])
         if name == MANIFEST_NAME or name.endswith("/" + MANIFEST_NAME):
             # The commit marker must be the one object under the job's prefix whose name is exactly
             # manifest.json: a downstream trigger on the suffix "/manifest.json" then fires once, on it.
-            raise RejectedError(f"result file {_show(key)} would be named {MANIFEST_NAME} under the job's prefix, "
+            raise RejectedError(f"result file {shown(key, 80)} would be named {MANIFEST_NAME} under the job's prefix, "
                                 "the name of its commit marker")
         dest_key = base + name
         if len(dest_key.encode("utf-8")) > MAX_KEY_BYTES:
-            raise RejectedError(f"destination key for {_show(key)} would be longer than {MAX_KEY_BYTES} bytes")
+            raise RejectedError(f"destination key for {shown(key, 80)} would be longer than {MAX_KEY_BYTES} bytes")
         plans.append(FilePlan(source_bucket, key, dest_key))
     return plans

@@ -1,17 +1,12 @@
-"""Structured logs: one line per event on stdout, with the FC request id and the job id.
-
-A line is JSON (``LOG_FORMAT=json``, the default: what a log query reads) or, for people reading a
-console (``LOG_FORMAT=pretty``), ``<UTC time> <LEVEL> [request id] [job id] <event> key=value ...``.
-``request_id`` and ``job_id`` live in context variables (tasks on the loop inherit them). Every
-registered secret is replaced by ``***`` in the final line, whatever code path produced it (exception
-texts included), in every encoding a server or library may echo it in, and so is any piece of
-:data:`PIECE` characters of one (what survives a text cut short).
-"""
+"""Structured logs: one line per event on stdout (JSON, or ``pretty`` for a console), with the FC request id
+and the job id from context variables; every registered secret (:func:`redact`) is scrubbed from every line,
+in every form a server may echo it in and as any piece of :data:`PIECE` characters (a text cut short)."""
 
 from __future__ import annotations
 
 import base64
 import contextvars
+import functools
 import json
 import sys
 import threading
@@ -59,10 +54,7 @@ def secret_forms(value: str) -> set[str]:
 def redact(*values: str | None) -> None:
     """Register values that must never appear in a log line, a result or an exception, in any of
     :func:`secret_forms`, whole or as a piece of :data:`PIECE` characters or more."""
-    forms: set[str] = set()
-    for value in values:
-        if value and len(value) >= 4:
-            forms |= secret_forms(value)
+    forms = set().union(*(secret_forms(value) for value in values if value and len(value) >= 4))
     pieces = {form[i:i + PIECE] for form in forms for i in range(len(form) - PIECE + 1)}
     halves = {form[i:i + PIECE // 2] for form in forms for i in range(len(form) - PIECE // 2 + 1)}
     with _secrets_lock:
@@ -77,8 +69,7 @@ def scrub(text: str) -> str:
         secrets = sorted(_secrets, key=len, reverse=True)
         pieces = _pieces
     for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
+        text = text.replace(secret, "***")
     if not pieces or len(text) < PIECE:
         return text
     # A piece at p holds text[q:q + PIECE // 2] for the one multiple q of PIECE // 2 in [p, p + PIECE // 2),
@@ -89,12 +80,10 @@ def scrub(text: str) -> str:
         return text
     # What is left of a secret cut short: mark every character a known piece covers, then blank them.
     covered = [False] * len(text)
-    found = False
     for i in range(len(text) - PIECE + 1):
         if text[i:i + PIECE] in pieces:
             covered[i:i + PIECE] = [True] * PIECE
-            found = True
-    if not found:
+    if not any(covered):
         return text
     out: list[str] = []
     for i, char in enumerate(text):
@@ -133,10 +122,8 @@ def log(event: str, level: str = "INFO", **fields: Any) -> None:
     if _format == "pretty":
         line = scrub(pretty(now, level, event, request_id.get(), job, fields))
     else:
-        record: dict[str, Any] = {"time": _utc(now), "level": level, "event": event, "requestId": request_id.get()}
-        if job:
-            record["jobId"] = job
-        record.update(fields)
+        record = {"time": _utc(now), "level": level, "event": event, "requestId": request_id.get(),
+                  **({"jobId": job} if job else {}), **fields}
         line = scrub(json.dumps(record, ensure_ascii=False, default=str))
     with _write_lock:
         stream = sys.stdout  # looked up each time: the FC runtime (and tests) may swap it
@@ -144,20 +131,10 @@ def log(event: str, level: str = "INFO", **fields: Any) -> None:
         stream.flush()
 
 
-def info(event: str, **fields: Any) -> None:
-    log(event, "INFO", **fields)
-
-
-def warning(event: str, **fields: Any) -> None:
-    log(event, "WARNING", **fields)
-
-
-def error(event: str, **fields: Any) -> None:
-    log(event, "ERROR", **fields)
-
-
-def debug(event: str, **fields: Any) -> None:
-    log(event, "DEBUG", **fields)
+info = functools.partial(log, level="INFO")
+warning = functools.partial(log, level="WARNING")
+error = functools.partial(log, level="ERROR")
+debug = functools.partial(log, level="DEBUG")
 
 
 class Throttle:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from . import logs
@@ -12,19 +11,14 @@ from .config import Settings
 from .copier import CopiedFile
 from .errors import TransientError
 from .job import Action, Job
-from .layout import FilePlan, job_prefix, manifest_key
+from .layout import FilePlan, job_prefix
 from .oss import Bucket, Listed, OSSClient
 
 SCHEMA = "iproduction-manifest/1"
 
 
-def committed_at(now: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-
-
-def build(job: Job, settings: Settings, files: list[CopiedFile], when: str) -> dict[str, Any]:
-    """The contract's document (§6), fields in the contract's order, plus each file's ``transfer``
-    (``server-side`` or ``streamed``)."""
+def build(job: Job, settings: Settings, files: list[CopiedFile]) -> dict[str, Any]:
+    """The contract's document (§6), in its order, plus each file's ``transfer`` (``server-side``, ``streamed``)."""
     entries = [entry(copied) for copied in files]
     return {
         "schema": SCHEMA,
@@ -38,7 +32,7 @@ def build(job: Job, settings: Settings, files: list[CopiedFile], when: str) -> d
         "userData": job.user_data,
         "result": {"code": job.result.code, "message": job.result.message},
         "mpsRequestId": job.request_id,
-        "committedAt": when,
+        "committedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "destination": {"bucket": settings.dest_bucket, "prefix": job_prefix(settings.dest_prefix, job.job_id)},
         "files": entries,
         "fileCount": len(entries),
@@ -54,9 +48,8 @@ def entry(copied: CopiedFile) -> dict[str, Any]:
 
 
 def trusted(entries: list[Any], plans: list[FilePlan], existing: dict[str, Listed]) -> dict[str, CopiedFile]:
-    """The files of a checkpoint (entries of files verified by an earlier invocation) that need no
-    request now: planned alike, and listed at the destination with the same size and ETag (an object
-    written since is checked again). By destination key."""
+    """The files of a checkpoint (entries verified by an earlier invocation) that need no request now, by
+    destination key: planned alike, and listed at the destination with the same size and ETag."""
     by_key = {plan.dest_key: plan for plan in plans}
     found: dict[str, CopiedFile] = {}
     for item in entries:
@@ -73,26 +66,9 @@ def trusted(entries: list[Any], plans: list[FilePlan], existing: dict[str, Liste
     return found
 
 
-@dataclass(frozen=True)
-class Commit:
-    """What happened when we tried to commit: ours, or somebody else's that was there first."""
-
-    written: bool
-    document: dict[str, Any] | None
-
-
-async def commit(oss: OSSClient, dest: Bucket, settings: Settings, document: dict[str, Any],
-                 deadline: Deadline) -> Commit:
-    """PUT the manifest unless one exists. A 409 means another invocation committed first; when
-    the document found is ours (an answer lost on the way back, then retried) it counts as written.
-
-    When the PUT still fails after its retries, one of its attempts may have been stored all the same
-    (its answer cut, timed out or a 5xx; or stored late, still on its way): reporting ``error`` then
-    would leave the trigger's retry to find it ``already-committed``, and no invocation would report
-    ``committed``. So it is put once more (with its retries) while three quarters of the reserve are not
-    spent (the last quarter is for reporting): stored is ours; 409 is whoever stored first, compared as
-    above (a late attempt of ours included); still no answer is ``error``, as before."""
-    key = manifest_key(settings.dest_prefix, document["jobId"])
+async def commit(oss: OSSClient, dest: Bucket, key: str, document: dict[str, Any], deadline: Deadline) -> bool:
+    """PUT the manifest unless one exists; whether it is ours now (False: another invocation committed
+    first). A PUT left without an answer is put once more (docs/architecture.md, 'The commit point')."""
     deadline.check(0.05, "commit the manifest")
     # Once started, the commit may use half the reserve: it is what the copies were for.
     final = deadline.grace()
@@ -106,8 +82,7 @@ async def commit(oss: OSSClient, dest: Bucket, settings: Settings, document: dic
         except TransientError:
             raise exc from None
     if stored is not None:
-        return Commit(True, document)
+        return True
     existing = await oss.get_json(dest, key, final)
-    ours = isinstance(existing, dict) and all(
+    return isinstance(existing, dict) and all(
         existing.get(k) == document[k] for k in ("jobId", "mpsRequestId", "committedAt"))
-    return Commit(ours, existing if isinstance(existing, dict) else None)

@@ -1,8 +1,5 @@
-"""The pydantic models at the function's edges: the event envelopes and the MPS answer.
-
-Imported on first use, not when the handler module loads: building pydantic models is the
-largest part of a cold start that does not need them yet (see README, "Performance").
-"""
+"""The pydantic models at the function's edges: the event envelopes and the MPS answer (imported on first
+use: building them is most of a cold start that does not need them yet)."""
 
 from __future__ import annotations
 

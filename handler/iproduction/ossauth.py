@@ -1,9 +1,5 @@
-"""OSS signature V4 for the function's OSS requests.
-
-The same canonical request ``oss2.ProviderAuthV4`` signs (the tests hold :func:`sign` to oss2's own
-output on many request shapes), with the signing key kept per day, region and secret instead of four
-HMACs per request, and the URI encoded in one C pass.
-"""
+"""OSS signature V4, the canonical request ``oss2.ProviderAuthV4`` signs (the tests hold :func:`sign` to
+oss2's own output), with the signing key kept per day, region and secret."""
 
 from __future__ import annotations
 
@@ -21,8 +17,6 @@ ALGORITHM = "OSS4-HMAC-SHA256"
 UNSIGNED = "UNSIGNED-PAYLOAD"
 #: Headers signed besides ``x-oss-*`` (oss2's ``DEFAULT_SIGNED_HEADERS``).
 SIGNED_HEADERS = frozenset({"content-type", "content-md5"})
-
-
 _ALWAYS_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
 
@@ -32,8 +26,7 @@ def _quote_table(safe: str) -> dict[int, str]:
 
 
 def uri_quote(text: Any, safe: str = "") -> str:
-    """``urllib.parse.quote(text, safe)``, in one C pass when ``text`` is ASCII (quote works a byte
-    at a time in Python for anything that needs encoding, as every key with a ``/`` does)."""
+    """``urllib.parse.quote(text, safe)``, in one C pass when ``text`` is ASCII (quote works a byte at a time)."""
     if isinstance(text, str) and text.isascii():
         return text.translate(_quote_table(safe))
     return quote(text, safe=safe)
@@ -68,8 +61,7 @@ def timestamp(second: int) -> str:
 
 def sign(method: str, bucket: str, key: str, params: Mapping[str, str], headers: dict[str, str], region: str,
          credentials: Credentials, product: str = "oss", clock: Callable[[], float] = time.time) -> None:
-    """Add the V4 signature (and the STS token, date and payload headers it covers) to ``headers``,
-    exactly as ``oss2.ProviderAuthV4`` signs the same request."""
+    """Add the V4 signature (and the headers it covers) to ``headers``, as ``oss2.ProviderAuthV4`` signs it."""
     if credentials.security_token:
         headers["x-oss-security-token"] = credentials.security_token
     stamp = timestamp(int(clock()))

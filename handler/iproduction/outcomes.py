@@ -37,17 +37,10 @@ class JobReport:
     duration: float = 0.0
 
     def public(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {}
-        if self.job_id is not None:
-            entry["jobId"] = self.job_id
-        entry["outcome"] = self.outcome.value
-        if self.reason is not None:
-            entry["reason"] = self.reason
-        for name, value in (("messageId", self.message_id), ("state", self.state), ("files", self.files),
-                            ("bytes", self.bytes), ("manifest", self.manifest)):
-            if value is not None:
-                entry[name] = value
-        return entry
+        entry = {"jobId": self.job_id, "outcome": self.outcome.value, "reason": self.reason,
+                 "messageId": self.message_id, "state": self.state, "files": self.files, "bytes": self.bytes,
+                 "manifest": self.manifest}
+        return {name: value for name, value in entry.items() if value is not None}
 
 
 def outcome_for(exc: BaseException) -> Outcome:

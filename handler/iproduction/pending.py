@@ -1,11 +1,7 @@
-"""The pending registry: one small JSON object per unfinished job, under ``<DEST_PREFIX>_pending/``.
-
-A record is ``{"jobId", "firstSeen", "lastChecked", "attempts", "lastState"}``, and ``"verified"``
-(the manifest entries of the files already intact) when an invocation ran out of time copying the
-job: the next one skips those files without a request, so a retry progresses. The timer sweep
-lists the records, oldest-checked first, and looks at each job again; a job unfinished after
-``PENDING_MAX_AGE_SECONDS`` moves to ``<DEST_PREFIX>_expired/<JobId>``.
-"""
+"""The pending registry: one small JSON object per unfinished job, ``<DEST_PREFIX>_pending/<JobId>``
+(with a checkpoint of the files already intact, docs/architecture.md, 'Resuming a job too big for one
+invocation'); the sweep looks at each job again, and moves one older than ``PENDING_MAX_AGE_SECONDS`` to
+``_expired/``."""
 
 from __future__ import annotations
 
@@ -111,9 +107,8 @@ class PendingRegistry:
         return list(ids)
 
     async def normalise(self, job_id: str, lower_exists: bool, deadline: Deadline | None) -> None:
-        """Move a record stored under an upper-case job id to the lower-case key every other path uses
-        (job ids are case-insensitive and always handled in lower case). Written first, deleted after:
-        a crash in between leaves both, and the next sweep finishes the move."""
+        """Move a record stored under an upper-case job id to the lower-case key every other path uses; written
+        first, deleted after (a crash in between leaves both, and the next sweep finishes the move)."""
         key = pending_key(self.settings.dest_prefix, job_id)
         try:
             if not lower_exists:

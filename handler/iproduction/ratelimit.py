@@ -1,17 +1,5 @@
-"""A client-side cap on calls per second, awaited by every job of the instance, exact as the server counts.
-
-The server sees a call at some instant between the moment the client let it go and the moment its
-answer came back. So each call holds its slot from the moment it is let through until its answer has
-arrived, and for one window after that. If ``n + 1`` calls reached the server inside one window
-``(a, a + w]``, the one let through last left at or before ``a + w``, while each of the others reached
-the server after ``a`` and so was answered after it: all ``n`` still held their slots when the last one
-was let through, and it could not have been. The cap holds at the server whatever the delays on the
-way, without pacing: a burst of the cap goes out at once, the next a window after its answers.
-
-The cap adapts (:class:`AdaptiveRate`): MPS counts every caller of the account together, so each
-instance finds its share from MPS's ``Throttling`` answers, without a coordinator. A moving cap keeps
-the argument: a call goes only while fewer than the cap *of that moment* hold slots.
-"""
+"""The MPS rate cap: at most so many calls per window as the server counts them, adapting to throttling
+(docs/architecture.md, 'Rate cap')."""
 
 from __future__ import annotations
 
@@ -29,37 +17,21 @@ from .errors import BudgetExceededError
 
 
 class AdaptiveRate:
-    """How many calls one instance may make per window now: additive increase, multiplicative decrease,
-    as TCP shares a link (RFC 5681) and the AWS SDKs' adaptive retry mode shares a service's rate
-    (botocore's ``retries/throttling.py``). The loss signal is a ``Throttling`` answer:
+    """How many calls one instance may make per window now: additive increase, multiplicative decrease
+    on ``Throttling`` answers, calls spread at random gaps for ``calm`` seconds after a cut
+    (docs/architecture.md, 'Rate cap'). Pure: the caller passes ``now`` and serialises calls."""
 
-    * the rate starts at ``max_calls`` (a lone instance keeps its full speed);
-    * a throttled answer cuts it to ``decrease`` (0.7, as botocore) of itself, never below ``floor``;
-      at most once per ``quiet`` seconds (the throttled answers of one burst are one signal);
-    * every second after the last cut it grows by ``increase`` (a twentieth of ``max_calls``, at
-      least one call), up to ``max_calls``;
-    * for ``calm`` seconds after a cut, calls go at random gaps (:meth:`gap`) rather than in bursts:
-      bursts that come back at the same instants every window keep the same instances winning the
-      server's window and the others throttled ("traffic phase effects", Floyd and Jacobson, 1991).
+    quiet = 1.0  # seconds: the throttled answers of one burst are one signal
+    calm = 60.0  # seconds after a cut during which calls are spread
 
-    Instances over the account's quota are all cut, the faster ones the most, and grow back alike, so
-    their rates converge on equal shares just under the quota (Chiu and Jain, 1989). The constants
-    come from the quota drill (docs/reliability.md). Pure: the caller passes ``now`` and serialises calls.
-    """
-
-    def __init__(self, max_calls: int, *, floor: int = 1, increase: float | None = None, decrease: float = 0.7,
-                 quiet: float = 1.0, calm: float = 60.0, adaptive: bool = True) -> None:
-        if max_calls < 1 or floor < 1:
-            raise ValueError("max_calls and floor must be at least 1")
+    def __init__(self, max_calls: int, *, increase: float | None = None, decrease: float = 0.7,
+                 adaptive: bool = True) -> None:
         increase = max(1.0, max_calls / 20) if increase is None else increase
-        if not 0 < decrease < 1 or increase <= 0 or quiet < 0 or calm < 0:
-            raise ValueError("decrease must be in (0, 1), increase positive, quiet and calm not negative")
+        if max_calls < 1 or not 0 < decrease < 1 or increase <= 0:
+            raise ValueError("max_calls must be at least 1, decrease in (0, 1) and increase positive")
         self.max_calls = max_calls
-        self.floor = min(floor, max_calls)
         self.increase = increase
         self.decrease = decrease
-        self.quiet = quiet
-        self.calm = calm
         self.adaptive = adaptive  # False: throttling is ignored, the rate stays at max_calls
         self._base = float(max_calls)  # the rate just after the last cut
         self._cut_at: float | None = None  # when that was (None: never cut)
@@ -80,29 +52,23 @@ class AdaptiveRate:
         return 1.0 / self.limit(now)
 
     def gap(self, now: float, draw: float) -> float:
-        """The part of a window the next call must wait after one let through at ``now``: 0 unless
-        calls are spread (:meth:`spacing`), else a random gap averaging one call's share (``draw``:
-        uniform in [0, 1))."""
+        """The part of a window the next call must wait after one let through at ``now``: a random gap averaging
+        :meth:`spacing` (``draw``: uniform in [0, 1))."""
         return self.spacing(now) * 2.0 * draw
 
     def throttled(self, now: float) -> bool:
-        """A throttled answer came back at ``now``: cut the rate (True), unless it was cut less than
-        ``quiet`` seconds ago or adaptation is off (False)."""
+        """A throttled answer came back at ``now``: cut the rate (True), unless cut within ``quiet`` or not adaptive."""
         if not self.adaptive or (self._cut_at is not None and now - self._cut_at < self.quiet):
             return False
-        self._base = max(float(self.floor), self.limit(now) * self.decrease)
+        self._base = max(1.0, self.limit(now) * self.decrease)  # never below one call
         self._cut_at = now
         self.cuts += 1
         return True
 
 
 class RateLimiter:
-    """At most ``max_per_second`` calls in any one-second window of the server's (``window`` seconds
-    per ``max_per_second`` calls; below one call per second, one call per ``1 / max_per_second`` s).
-    Awaited on the instance's event loop; callers go first come, first served.
-
-    The cap adapts to throttling reported with :meth:`throttled` (see :class:`AdaptiveRate`;
-    ``adaptive=False`` keeps it fixed)."""
+    """At most ``max_per_second`` calls in any one-second window of the server's, first come first served;
+    the cap adapts to what :meth:`throttled` reports (``adaptive=False`` keeps it fixed)."""
 
     def __init__(self, max_per_second: float, window: float = 1.0,
                  clock: Callable[[], float] = time.monotonic, adaptive: bool = True) -> None:
@@ -123,8 +89,7 @@ class RateLimiter:
 
     @asynccontextmanager
     async def slot(self, deadline: Deadline | None = None) -> AsyncIterator[float]:
-        """Hold a slot for one call, from now until the block ends (the answer is in); yields the
-        seconds waited."""
+        """Hold a slot for one call until the block ends (the answer is in); yields the seconds waited."""
         waited = await self.acquire(deadline)
         try:
             yield waited
@@ -132,8 +97,7 @@ class RateLimiter:
             self.release()
 
     async def acquire(self, deadline: Deadline | None = None) -> float:
-        """Wait until a call may go; returns the seconds waited. Raises ``BudgetExceededError`` when
-        the time budget ends first. Pair with :meth:`release` once the call's answer is in."""
+        """Wait for a slot (or raise ``BudgetExceededError``); returns the seconds waited. Pair with :meth:`release`."""
         started = self._clock()
         me = asyncio.Event()
         self._queue.append(me)
@@ -201,10 +165,8 @@ class RateLimiter:
         return free_at - now if known else remaining
 
     def _free_at(self, now: float) -> tuple[float, bool]:
-        """When the next call may go (``now`` if it may), and whether that instant is known (False:
-        every slot is in flight; one frees no sooner than a window after the next answer). A slot
-        is free when fewer calls than the cap hold one; the oldest answer's slot frees a window
-        after it; a cut rate also spaces calls (:meth:`AdaptiveRate.spacing`)."""
+        """When the next call may go (``now`` if it may), and whether that instant is known (False: every slot
+        is in flight, and frees no sooner than a window after the next answer)."""
         while self._answered and self._answered[0] + self._window <= now:
             self._answered.popleft()
         paced = max(now, self._paced_until)

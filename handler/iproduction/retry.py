@@ -57,10 +57,9 @@ class RetryStats:
 async def run(attempt: Callable[[], Awaitable[T]], classify: Callable[[BaseException], Verdict], *,
               deadline: Deadline | None, policy: RetryPolicy, stats: RetryStats | None = None,
               sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> T:
-    """``await attempt()``; retry what ``classify`` calls transient, after a full-jitter backoff or
-    the wait the server asked for (``x-acs-retry-after``), whichever is longer. Raises the last error
-    when the attempts are spent or the next wait would pass the deadline. The one retry path: every
-    OSS and MPS call of the function goes through it."""
+    """``await attempt()``, retrying what ``classify`` calls transient after a full-jitter backoff or the wait the
+    server asked for, whichever is longer; raises the last error when the attempts are spent or the next wait
+    would pass the deadline. Every OSS and MPS call goes through it."""
     retry = 0
     while True:
         try:

@@ -79,9 +79,8 @@ class Runtime:
         self.queries = asyncio.Semaphore(self.mps.limiter.rate.max_calls)
 
     async def check_destination(self, deadline: Deadline) -> None:
-        """Refuse a destination bucket with versioning, where OSS ignores ``x-oss-forbid-overwrite``
-        (so no commit point can hold). Its state is read once per instance, on first use; a failure
-        to read it is retried by the next job that needs it."""
+        """Refuse a destination bucket with versioning, where OSS ignores ``x-oss-forbid-overwrite``; read once
+        per instance, on first use (a failure to read it is retried by the next job)."""
         if self.versioning is None or (self.versioning.done() and self.versioning.exception() is not None):
             self.versioning = asyncio.ensure_future(self.oss.versioning(self.dest, deadline))
         state = await asyncio.shield(self.versioning)
@@ -107,8 +106,8 @@ class Runtime:
 
 
 def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
-    """One TLS context for OSS and MPS, verified against ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, else
-    certifi's bundle (what oss2 and httpx would use). Loading a bundle takes tens of milliseconds."""
+    """One TLS context for OSS and MPS (loaded once: tens of milliseconds): ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+    when set, else certifi's bundle (what oss2 and httpx would use)."""
     import certifi
 
     cafile, capath = env.get("SSL_CERT_FILE"), env.get("SSL_CERT_DIR")

@@ -1,8 +1,5 @@
-"""Alibaba Cloud RPC request signing: V3 (``ACS3-HMAC-SHA256``) and V2 (``HMAC-SHA1``).
-
-Pure functions; ``../shared/reference/mps.md`` §4 has the algorithms and the published vectors
-the tests reproduce.
-"""
+"""Alibaba Cloud RPC request signing, V3 (``ACS3-HMAC-SHA256``) and V2 (``HMAC-SHA1``): pure functions,
+held by the tests to the published vectors (mps.md §4)."""
 
 from __future__ import annotations
 
@@ -33,10 +30,6 @@ def utc_timestamp(now: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
 
 
-def new_nonce() -> str:
-    return uuid.uuid4().hex
-
-
 # -- V2 ---------------------------------------------------------------------------------------
 def v2_string_to_sign(params: Mapping[str, str], method: str) -> str:
     return f"{method.upper()}&{percent_encode('/')}&{percent_encode(canonical_query(params))}"
@@ -50,17 +43,9 @@ def v2_signature(params: Mapping[str, str], method: str, secret: str) -> str:
 def v2_query(action: str, version: str, params: Mapping[str, str], creds: Credentials, *,
              method: str = "POST", timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
     """Every query parameter of a signed V2 request, ``Signature`` included."""
-    query = {
-        "Action": action,
-        "Version": version,
-        "Format": "JSON",
-        "AccessKeyId": creds.access_key_id,
-        "SignatureMethod": "HMAC-SHA1",
-        "SignatureVersion": "1.0",
-        "SignatureNonce": nonce or new_nonce(),
-        "Timestamp": timestamp or utc_timestamp(),
-        **params,
-    }
+    query = {"Action": action, "Version": version, "Format": "JSON", "AccessKeyId": creds.access_key_id,
+             "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "SignatureNonce": nonce or uuid.uuid4().hex,
+             "Timestamp": timestamp or utc_timestamp(), **params}
     if creds.security_token:
         query["SecurityToken"] = creds.security_token
     query["Signature"] = v2_signature(query, method, creds.access_key_secret)
@@ -88,14 +73,8 @@ def v3_authorization(method: str, path: str, query: Mapping[str, str], headers: 
 def v3_headers(action: str, version: str, host: str, query: Mapping[str, str], creds: Credentials, *,
                method: str = "POST", date: str | None = None, nonce: str | None = None) -> dict[str, str]:
     """The headers of a signed V3 RPC request with an empty body (``Authorization`` included)."""
-    headers = {
-        "host": host,
-        "x-acs-action": action,
-        "x-acs-version": version,
-        "x-acs-date": date or utc_timestamp(),
-        "x-acs-signature-nonce": nonce or new_nonce(),
-        "x-acs-content-sha256": EMPTY_SHA256,
-    }
+    headers = {"host": host, "x-acs-action": action, "x-acs-version": version, "x-acs-date": date or utc_timestamp(),
+               "x-acs-signature-nonce": nonce or uuid.uuid4().hex, "x-acs-content-sha256": EMPTY_SHA256}
     if creds.security_token:
         headers["x-acs-accesskey-id"] = creds.access_key_id
         headers["x-acs-security-token"] = creds.security_token
