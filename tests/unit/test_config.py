@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,13 @@ def test_the_runtime_and_shell_variables_are_not_ours() -> None:
            "HOSTNAME": "fc", "SSL_CERT_FILE": "/etc/ssl/cert.pem", "REQUESTS_CA_BUNDLE": "/x", "HTTPS_PROXY": "",
            **{name: "1" for name in VARIABLES}}
     assert unknown_variables(env) == []
+
+
+def test_every_variable_the_readme_documents_is_one_the_function_reads() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", readme, re.MULTILINE)
+    assert "MPS_ADAPTIVE" in documented
+    assert unknown_variables(dict.fromkeys(documented, "1")) == []
 
 
 def test_the_template_sets_only_variables_the_function_reads() -> None:
