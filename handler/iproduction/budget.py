@@ -8,6 +8,9 @@ from typing import Any
 
 from .errors import BudgetExceededError
 
+#: How early an event loop's timer may fire (libuv's clock counts milliseconds), with a margin.
+TIMER_TICK = 0.005
+
 
 class Deadline:
     """When this invocation must stop starting work."""
@@ -45,7 +48,9 @@ class Deadline:
         return extended
 
     def expired(self) -> bool:
-        return self.remaining() <= 0
+        """Past the deadline, or within a timer tick of it: a request capped by it may be cut that much
+        early (libuv, under uvloop, counts its timers in milliseconds)."""
+        return self.remaining() <= TIMER_TICK
 
     def check(self, needed: float = 0.0, what: str = "continue") -> None:
         """Raise :class:`BudgetExceededError` unless ``needed`` seconds are left."""

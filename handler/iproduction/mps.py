@@ -25,7 +25,7 @@ from httpx_aiohttp import AiohttpTransport
 from . import logs, retry, signing
 from .budget import Deadline
 from .credentials import CredentialsSource
-from .errors import CredentialsError, RejectedError, TransientError
+from .errors import BudgetExceededError, CredentialsError, RejectedError, TransientError
 from .ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -221,6 +221,8 @@ class MPSClient:
             try:  # the whole call within ``timeout``: aiohttp's read timeout is per read
                 response = await asyncio.wait_for(send, timeout)
             except (httpx.TransportError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if deadline is not None and deadline.expired():
+                    raise BudgetExceededError(f"time budget exhausted: MPS {action} was cut at the deadline") from None
                 # The exception text may hold the URL, and a V2 URL holds the AccessKeyId and the STS
                 # token: keep only the class name (aiohttp's, which httpx-aiohttp maps to httpx's).
                 raise MPSNetworkError(f"MPS unreachable: {type(exc.__cause__ or exc).__name__}") from None

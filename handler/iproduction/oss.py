@@ -321,11 +321,10 @@ class OSSClient:
         deadline is the time budget's end)."""
         try:
             return await retry.run(attempt, classify, deadline=deadline, policy=self.policy, stats=self.stats)
-        except asyncio.TimeoutError:
-            if deadline is not None and deadline.expired():
+        except (asyncio.TimeoutError, aiohttp.ClientError, oss_errors.OssError) as exc:
+            if deadline is not None and deadline.expired() and not isinstance(exc, oss_errors.OssError):
+                # Cut by its own timeout at the deadline, or a stream cut by its partner's.
                 raise BudgetExceededError(f"time budget exhausted: OSS {what} was cut at the deadline") from None
-            raise translate(asyncio.TimeoutError(), what, bucket) from None
-        except (oss_errors.OssError, aiohttp.ClientError) as exc:
             raise translate(exc, what, bucket) from None
 
     # -- operations --------------------------------------------------------------------------

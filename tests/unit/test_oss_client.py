@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from iproduction import retry
@@ -74,6 +75,29 @@ def test_no_request_outlives_the_time_left(serve: Callable[..., ScriptedServer])
     with pytest.raises(BudgetExceededError, match="cut at the deadline"):
         run(server, lambda c: c.head(c.bucket("dest", "cn-hangzhou"), "k", deadline))
     assert time.monotonic() - started < 1.5
+
+
+def test_a_connection_cut_at_the_deadline_is_the_budgets_end() -> None:
+    """A stream's GET cut by its own timeout at the deadline breaks the upload it feeds; the timer can also
+    fire a tick before the deadline. Either way the job's reason is the time budget, not the network."""
+    async def main() -> None:
+        session = new_session(1, False, False)
+        client = OSSClient(session, CredentialsSource(Credentials("ak", "sk")), endpoint_for=lambda region: "",
+                           policy=retry.RetryPolicy(base=0.01))
+
+        async def cut() -> None:
+            raise aiohttp.ClientPayloadError("Response payload is not completed")
+
+        try:
+            with pytest.raises(BudgetExceededError, match="cut at the deadline"):
+                await client.call(cut, "PUT dest/k", Deadline(0.001))
+            with pytest.raises(TransientError, match="no answer or a cut one") as failed:
+                await client.call(cut, "PUT dest/k", Deadline(60))
+            assert not isinstance(failed.value, BudgetExceededError)
+        finally:
+            await session.close()
+
+    asyncio.run(main())
 
 
 def test_no_request_starts_without_time_left(serve: Callable[..., ScriptedServer]) -> None:
