@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import RejectedError, TransientError
+from .errors import RejectedError
 
 if TYPE_CHECKING:
     from .models import QueryJobAnswer
@@ -103,13 +103,11 @@ def decode_result(raw: Any) -> JobResult:
 
 
 def job_from_answer(job_id: str, answer: QueryJobAnswer) -> Job:
-    """A :class:`Job`, or :class:`RejectedError` for an unknown or non-IProduction job."""
+    """A :class:`Job`, or :class:`RejectedError` for an unknown or non-IProduction job (an answer about another
+    job never gets here: the MPS client retries it, ``mps.MPSWrongJobError``)."""
     if not answer.State:
         # mps.md §1.2: only RequestId (and JobId) come back for a job that is not an IProduction job.
         raise RejectedError("unknown job or not an intelligent-production job (MPS returned no State)")
-    if answer.JobId and answer.JobId.lower() != job_id.lower():
-        # A fault on the way, not bad input: the job stays where it is (its pending record too).
-        raise TransientError("MPS answered for a different job id")
     return Job(job_id=job_id, state=answer.State, function_name=answer.FunctionName, pipeline_id=answer.PipelineId,
                input=answer.Input, output=answer.Output, job_params=answer.JobParams, user_data=answer.UserData,
                result=decode_result(answer.Result), request_id=answer.RequestId)

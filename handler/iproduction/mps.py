@@ -193,14 +193,17 @@ class MPSClient:
         """The job's answer (``QueryIProductionJob``)."""
         from .models import QueryJobAnswer
 
-        def same_job(body: dict[str, Any]) -> None:
-            answered = QueryJobAnswer.model_validate(body).JobId  # as the job model will read it
-            if answered and answered.lower() != job_id.lower():
-                raise MPSWrongJobError(f"MPS answered for another job ({answered[:40]!r}) than the one asked",
-                                       request_id=body.get("RequestId"))
+        answers: list[QueryJobAnswer] = []
 
-        body = await self.call("QueryIProductionJob", {"JobId": job_id}, deadline, check=same_job)
-        return QueryJobAnswer.model_validate(body)
+        def same_job(body: dict[str, Any]) -> None:
+            answer = QueryJobAnswer.model_validate(body)
+            if answer.JobId and answer.JobId.lower() != job_id.lower():
+                raise MPSWrongJobError(f"MPS answered for another job ({answer.JobId[:40]!r}) than the one asked",
+                                       request_id=body.get("RequestId"))
+            answers.append(answer)
+
+        await self.call("QueryIProductionJob", {"JobId": job_id}, deadline, check=same_job)
+        return answers[-1]
 
     def signed(self, action: str, params: dict[str, str]) -> tuple[str, dict[str, str]]:
         """The query string (encoded exactly as it was signed, RFC 3986) and the headers of one try:

@@ -17,7 +17,7 @@ import pytest
 from iproduction import retry
 from iproduction.budget import Deadline
 from iproduction.credentials import Credentials, CredentialsSource
-from iproduction.errors import BudgetExceededError
+from iproduction.errors import BudgetExceededError, RejectedError, TransientError
 from iproduction.mps import (
     MPSAuthError,
     MPSClient,
@@ -295,9 +295,11 @@ def test_an_answer_about_another_job_is_retried_then_an_error() -> None:
     assert len(sent) == 2 and client.stats.snapshot() == {"mps-wrong-job": 1}
     transport, sent = scripted(*[httpx.Response(200, json=other)] * 4)
     always = mps_client(transport)
-    with pytest.raises(MPSWrongJobError, match="another job"):
+    with pytest.raises(MPSWrongJobError, match="another job") as failed:
         asyncio.run(always.query_iproduction_job("j"))
     assert len(sent) == 4
+    # a fault on the way, not bad input: the job is an error (retried), never dropped with its pending record
+    assert isinstance(failed.value, TransientError) and not isinstance(failed.value, RejectedError)
     asyncio.run(client.close())
     asyncio.run(always.close())
 
