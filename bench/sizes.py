@@ -33,7 +33,7 @@ class Sizes:
     tune_repeats: int = 3
     tune_part_size: tuple[int, ...] = (32 * MIB, 64 * MIB, 128 * MIB, 256 * MIB, 512 * MIB)
     tune_threshold_sizes: tuple[int, ...] = (64 * MIB, 128 * MIB, 256 * MIB, 1 * GIB)
-    tune_job_concurrency: tuple[int, ...] = (16, 32, 64, 128)
+    tune_job_concurrency: tuple[int, ...] = (32, 64, 128, 256)
     peer_concurrency: int = 64  # scenario 1 against the plain peer, and the CPU per copy
     peer_rounds: int = 5  # alternating rounds, ours and the peer
     peer_warm_calls: int = 2  # warm calls per round, after the cold one

@@ -149,10 +149,12 @@ def unknown_variables(env: Mapping[str, str]) -> list[tuple[str, str | None]]:
     for name in sorted(env):
         if name in VARIABLES or name in FOREIGN or name.startswith(FOREIGN_PREFIXES):
             continue
-        closest = difflib.get_close_matches(name.upper(), VARIABLES, n=1, cutoff=0.6)
-        near = difflib.get_close_matches(name.upper(), VARIABLES, n=1, cutoff=0.8)
-        if near or name.upper().startswith(OUR_PREFIXES):
-            found.append((name, closest[0] if closest else None))
+        upper = name.upper()
+        match = difflib.get_close_matches(upper, VARIABLES, n=1, cutoff=0.6)  # the best, if any is close
+        closest = match[0] if match else None
+        near = closest is not None and difflib.SequenceMatcher(None, closest, upper).ratio() >= 0.8
+        if near or upper.startswith(OUR_PREFIXES):
+            found.append((name, closest))
     return found
 
 
@@ -213,7 +215,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
                            "a number of seconds above 0 and at most 300"),
         oss_timeout=_parse(env, "OSS_TIMEOUT_SECONDS", 60.0, float, lambda v: 0 < v <= 3600,
                            "a number of seconds above 0 and at most 3600"),
-        job_concurrency=_parse(env, "JOB_CONCURRENCY", 64, int, lambda v: 1 <= v <= 256,
+        job_concurrency=_parse(env, "JOB_CONCURRENCY", 128, int, lambda v: 1 <= v <= 256,
                                "an integer from 1 to 256"),
     )
 

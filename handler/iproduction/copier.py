@@ -307,7 +307,7 @@ class Copier:
     """Delivers a job's files (the strategy is chosen per job by region)."""
 
     def __init__(self, oss: OSSClient, settings: Settings) -> None:
-        self.oss = oss
+        self.oss = oss.yielding()  # a job's own requests go before file copies
         self.settings = settings
         self.dest = oss.bucket(settings.dest_bucket, settings.dest_region)
         self.timer = CopyTimer()

@@ -3,10 +3,10 @@
     EVENT    parse → job ids (deduplicated) and unusable messages (rejected), or a sweep of the
              pending registry; the jobs run at once, at most JOB_CONCURRENCY together, and at most
              a window of the MPS cap's jobs between their LOOKUP and their QUERY
-    LOOKUP   list <DEST_PREFIX><JobId>/ ‖ read the pending record
+    LOOKUP   list <DEST_PREFIX><JobId>/
       │  manifest.json found ───────────────────────────────────────→ already-committed (no MPS call)
     CHECK    the destination bucket has no versioning (read once per instance)
-    QUERY    QueryIProductionJob (rate-capped) → State → job.next_action
+    QUERY    QueryIProductionJob (rate-capped) → State → job.next_action ‖ read the pending record
       ├─ WAIT  (also Success whose Result lists no files yet)
       │        record the check; past PENDING_MAX_AGE_SECONDS ───────→ expired, else pending
       ├─ FAIL  commit a failure manifest ────────────────────────────→ job-failed
@@ -66,7 +66,8 @@ async def sweep(rt: Runtime, deadline: Deadline) -> list[JobReport]:
     except CollectorError as exc:
         return [JobReport(None, Outcome.ERROR, short(f"sweep could not list the pending registry: {exc}"))]
     logs.info("sweep.start", pending=len(job_ids))
-    gate = asyncio.Semaphore(rt.settings.job_concurrency)
+    # No more jobs at once than a window of the cap: a job started with SWEEP_MIN_SECONDS left can query.
+    gate = asyncio.Semaphore(min(rt.settings.job_concurrency, rt.mps.limiter.limit()))
 
     async def one(job_id: str) -> JobReport | None:
         return None if deadline.remaining() < SWEEP_MIN_SECONDS else await process(rt, job_id, deadline)
@@ -111,12 +112,13 @@ async def collect(rt: Runtime, job_id: str, deadline: Deadline) -> JobReport:
     deadline.check(0.2, "look the job up")
     key = manifest_key(rt.settings.dest_prefix, job_id)
     async with rt.queries:  # at most one window of the MPS cap's jobs between their lookup and their query
-        existing, record = await settle([rt.oss.list_prefix(rt.dest, job_prefix(rt.settings.dest_prefix, job_id),
-                                                            deadline),
-                                         rt.registry.get(job_id, deadline, now)])
-        if key not in existing:
+        existing = await rt.oss.list_prefix(rt.dest, job_prefix(rt.settings.dest_prefix, job_id), deadline)
+        if key in existing:
+            record = await rt.registry.get(job_id, deadline, now)
+        else:  # the pending record is read while the query waits for the cap and goes
             await rt.check_destination(deadline)
-            answer = await rt.mps.query_iproduction_job(job_id, deadline)
+            answer, record = await settle([rt.mps.query_iproduction_job(job_id, deadline),
+                                           rt.registry.get(job_id, deadline, now)])
     if key in existing:
         await forget(rt, record, deadline)
         return JobReport(job_id, Outcome.ALREADY_COMMITTED, manifest=key)

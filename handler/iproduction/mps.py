@@ -165,7 +165,9 @@ class MPSClient:
             # The session is made on the loop, at the first call. At most the cap's calls are ever in
             # flight (ratelimit.py), so a window's calls all go at once. aiohttp reads the proxies.
             connections = limiter.rate.max_calls
-            transport = AiohttpTransport(client=lambda: aiohttp.ClientSession(
+            # verify=tls: the transport makes an SSL context of its own (unused: the session has ours) from
+            # it, which for True would be loading the CA bundle again.
+            transport = AiohttpTransport(verify=tls, client=lambda: aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=connections, ssl=tls), trust_env=trust_env))
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), headers=HEADERS, transport=transport,
                                       trust_env=False)

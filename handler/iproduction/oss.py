@@ -13,9 +13,11 @@ limit is ``COPY_CONCURRENCY``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import json
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -238,6 +240,36 @@ def new_session(connections: int, tls: ssl.SSLContext | bool, trust_env: bool) -
                                  skip_auto_headers=("Accept-Encoding", "Content-Type"))
 
 
+class Slots:
+    """Connection slots, handed out by priority (0 before 1), then in the order asked for."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.queues: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    async def acquire(self, priority: int) -> None:
+        if self.free and not any(self.queues):
+            self.free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.queues[priority].append(waiter)
+        try:
+            await waiter  # a waiter cancelled in the queue stays there: release() passes it by
+        except asyncio.CancelledError:
+            if not waiter.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        for queue in self.queues:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the slot goes straight to the waiter
+                    return
+        self.free += 1
+
+
 class OSSClient:
     """Async OSS operations over one session; ``credentials`` are read for every request."""
 
@@ -251,7 +283,15 @@ class OSSClient:
         self.policy = policy or retry.RetryPolicy()
         self.stats = stats or retry.RetryStats()
         # One slot per connection: a request checks the time left once it holds one, not while it queues.
-        self.slots = asyncio.Semaphore(slots)
+        self.slots = Slots(slots)
+        self.priority = 0
+
+    def yielding(self) -> OSSClient:
+        """This client, its requests given a free slot only when none of the original's waits (the copier's:
+        a job's lookup, pending record and manifest never queue behind the file copies of other jobs)."""
+        clone = copy.copy(self)
+        clone.priority = 1
+        return clone
 
     def bucket(self, name: str, region: str) -> Bucket:
         return Bucket(name, region, self.endpoint_for(region))
@@ -289,18 +329,15 @@ class OSSClient:
         """One request once a connection slot is free, its answer read whole (an error answer raises
         oss2's exception). ``paired``: the upload fed by a GET that holds a slot already (a stream is
         one slot, two connections)."""
-        if paired:
-            return await self.exchange(method, bucket, key, deadline, params, headers, body, needs)
-        async with self.slots:
-            return await self.exchange(method, bucket, key, deadline, params, headers, body, needs)
-
-    async def exchange(self, method: str, bucket: Bucket, key: str, deadline: Deadline | None,
-                       params: Mapping[str, str] | None, headers: Mapping[str, str] | None, body: Any,
-                       needs: float) -> Reply:
-        async with self.request(method, bucket, key, deadline, params=params, headers=headers, body=body,
-                                needs=needs) as response:
-            data = b"" if method == "HEAD" else await response.read()
-            reply = Reply(response.status, response.headers, data)
+        if not paired:
+            await self.slots.acquire(self.priority)
+        try:
+            async with self.request(method, bucket, key, deadline, params=params, headers=headers, body=body,
+                                    needs=needs) as response:
+                reply = Reply(response.status, response.headers, b"" if method == "HEAD" else await response.read())
+        finally:
+            if not paired:
+                self.slots.release()
         if reply.status >= 300:
             raise oss_errors.make_exception(reply)
         return reply
@@ -310,11 +347,15 @@ class OSSClient:
                    headers: Mapping[str, str] | None = None,
                    needs: float = 0.0) -> AsyncIterator[aiohttp.ClientResponse]:
         """:meth:`send`, but yields the answer with its body unread, to be streamed."""
-        async with self.slots, self.request(method, bucket, key, deadline, params=None, headers=headers, body=None,
-                                            needs=needs) as response:
-            if response.status >= 300:
-                raise oss_errors.make_exception(Reply(response.status, response.headers, await response.read()))
-            yield response
+        await self.slots.acquire(self.priority)
+        try:
+            async with self.request(method, bucket, key, deadline, params=None, headers=headers, body=None,
+                                    needs=needs) as response:
+                if response.status >= 300:
+                    raise oss_errors.make_exception(Reply(response.status, response.headers, await response.read()))
+                yield response
+        finally:
+            self.slots.release()
 
     async def call(self, attempt: Any, what: str, deadline: Deadline | None, bucket: Bucket | None = None) -> Any:
         """``await attempt()`` with retries; failures come out translated (a request cut at the

@@ -6,6 +6,7 @@ connections. Concurrent invocations of one instance share the loop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 import threading
 import urllib.request
@@ -24,6 +25,9 @@ from .pending import PendingRegistry
 from .ratelimit import RateLimiter
 
 T = TypeVar("T")
+
+#: The cyclic GC's thresholds (Python's are 700, 10, 10): docs/architecture.md, 'Garbage collection'.
+GC_THRESHOLDS = (50_000, 20, 100)
 
 #: Versioning states in which OSS ignores ``x-oss-forbid-overwrite`` (the commit point cannot hold).
 VERSIONED = ("Enabled", "Suspended")
@@ -137,6 +141,8 @@ def build_runtime(env: Mapping[str, str], context: Any = None) -> Runtime:
         return oss, mps
 
     oss, mps = io.run(clients())
+    gc.freeze()  # what initialisation made lives as long as the instance: out of the collector's scans
+    gc.set_threshold(*GC_THRESHOLDS)
     dest = oss.bucket(settings.dest_bucket, settings.dest_region)
     return Runtime(settings, credentials, io, oss, mps, dest, PendingRegistry(oss, dest, settings),
                    Copier(oss, settings))

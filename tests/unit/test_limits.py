@@ -1,4 +1,5 @@
-"""The MPS rate cap, retries with backoff, and the time budget — on a fake clock, or on a real loop."""
+"""The MPS rate cap, OSS connection slots, retries with backoff and the time budget: on a fake clock, or on
+a real loop."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from iproduction import retry
 from iproduction.budget import CopyTimer, Deadline
 from iproduction.errors import BudgetExceededError
+from iproduction.oss import Slots
 from iproduction.ratelimit import RateLimiter
 from localcloud.mps.stats import max_in_window
 
@@ -179,6 +181,51 @@ def test_a_slot_given_back_unused_is_free_at_once() -> None:
         limiter.release()
         with pytest.raises(BudgetExceededError):  # that one was sent: its window runs
             await limiter.acquire(Deadline(0.5, clock=clock))
+
+    asyncio.run(main())
+
+
+def test_connection_slots_are_handed_out_by_priority_then_in_order() -> None:
+    async def main() -> list[str]:
+        slots = Slots(1)
+        await slots.acquire(0)
+        went: list[str] = []
+
+        async def take(name: str, priority: int) -> None:
+            await slots.acquire(priority)
+            went.append(name)
+            await asyncio.sleep(0)
+            slots.release()
+
+        tasks = [asyncio.ensure_future(take(name, priority))
+                 for name, priority in (("copy1", 1), ("lookup1", 0), ("copy2", 1), ("lookup2", 0))]
+        await asyncio.sleep(0)
+        slots.release()
+        await asyncio.gather(*tasks)
+        assert slots.free == 1
+        return went
+
+    assert asyncio.run(main()) == ["lookup1", "lookup2", "copy1", "copy2"]
+
+
+def test_a_slot_handed_to_a_waiter_cancelled_meanwhile_passes_on_and_none_is_lost() -> None:
+    async def main() -> None:
+        slots = Slots(1)
+        await slots.acquire(0)
+        first = asyncio.ensure_future(slots.acquire(0))
+        second = asyncio.ensure_future(slots.acquire(1))
+        gone = asyncio.ensure_future(slots.acquire(1))
+        await asyncio.sleep(0)
+        gone.cancel()  # cancelled while waiting: it leaves the queue
+        await asyncio.sleep(0)
+        slots.release()  # handed to ``first``, which is cancelled before it runs: the slot goes on
+        first.cancel()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert first.cancelled() and second.done() and gone.cancelled()
+        slots.release()
+        assert slots.free == 1 and not any(slots.queues)
+        await asyncio.wait_for(slots.acquire(1), 0.1)  # the fast path again
 
     asyncio.run(main())
 

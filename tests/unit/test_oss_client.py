@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import json
 import ssl
 import time
@@ -21,7 +22,7 @@ from iproduction.crc64 import crc64
 from iproduction.credentials import Credentials, CredentialsSource
 from iproduction.errors import BudgetExceededError, TransientError
 from iproduction.oss import OSSClient, new_session
-from iproduction.runtime import build_runtime, tls_context
+from iproduction.runtime import GC_THRESHOLDS, build_runtime, tls_context
 from tests.unit.scripted_server import ScriptedServer, ok
 
 DOCUMENT = {"jobId": "j", "attempts": 1}
@@ -65,6 +66,33 @@ def test_a_read_damaged_on_the_way_is_read_again(serve: Callable[..., ScriptedSe
     found, client = run(server, work)
     assert found == [DOCUMENT, DOCUMENT]
     assert client.stats.snapshot() == {"oss-crc": 1}
+
+
+def test_a_free_connection_slot_goes_to_a_job_s_own_request_before_file_copies(
+        serve: Callable[..., ScriptedServer]) -> None:
+    """One slot, held; two file copies (the copier's client) wait for it, then a job's lookup: the lookup
+    goes next, so that a job's lookup and commit never queue behind the copies of other jobs."""
+    server = serve(lambda r: (time.sleep(0.2), ok())[1], ok(), ok(), ok())
+
+    async def main() -> None:
+        session = new_session(4, False, False)
+        client = OSSClient(session, CredentialsSource(Credentials("ak", "sk")), endpoint_for=lambda region: server.url,
+                           slots=1)
+        copies = client.yielding()
+        assert copies.slots is client.slots and copies.stats is client.stats
+        bucket = client.bucket("dest", "cn-hangzhou")
+        try:
+            held = asyncio.ensure_future(client.head(bucket, "held", None))
+            await asyncio.sleep(0.05)
+            waiting = [asyncio.ensure_future(copies.head(bucket, f"copy{n}", None)) for n in (1, 2)]
+            await asyncio.sleep(0.01)
+            await asyncio.gather(held, *waiting, client.head(bucket, "lookup", None))
+        finally:
+            await session.close()
+
+    asyncio.run(main())
+    keys = [r.request_line.split()[1].rsplit("/", 1)[1] for r in server.received]
+    assert keys == ["held", "lookup", "copy1", "copy2"]
 
 
 def test_no_request_outlives_the_time_left(serve: Callable[..., ScriptedServer]) -> None:
@@ -151,6 +179,23 @@ def test_tls_is_verified_against_the_ca_bundle_and_connections_are_kept(serve: C
     assert server.connections == 1
     with pytest.raises(TransientError, match="ClientConnectorCertificateError"):
         asyncio.run(twice(tls_context({})))  # certifi's bundle does not know this certificate
+
+
+def test_the_instance_freezes_its_start_up_objects_and_collects_the_young_generation_less_often() -> None:
+    env = {"DEST_BUCKET": "dest-bucket", "FC_REGION": "cn-hangzhou", "ALIBABA_CLOUD_ACCESS_KEY_ID": "ak",
+           "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "sk", "OSS_ENDPOINT": "http://127.0.0.1:1",
+           "MPS_ENDPOINT": "http://127.0.0.1:2"}
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    gc.unfreeze()
+    runtime = build_runtime(env)
+    try:
+        assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] > 700
+        assert gc.get_freeze_count() > 0
+    finally:
+        runtime.close()
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def test_tls_and_the_environment_s_proxies_are_set_up_once_and_only_where_needed() -> None:
