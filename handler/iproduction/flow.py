@@ -1,8 +1,8 @@
 """The whole flow, event to outcomes: read this file first.
 
     EVENT    parse → job ids (deduplicated) and unusable messages (rejected), or a sweep of the
-             pending registry; the jobs run at once, at most JOB_CONCURRENCY together, and at most
-             a window of the MPS cap's jobs between their LOOKUP and their QUERY
+             pending registry; the jobs run at once, at most JOB_CONCURRENCY together (a sweep's: at
+             most a window of the MPS cap), and at most a window's between their LOOKUP and QUERY
     LOOKUP   list <DEST_PREFIX><JobId>/
       │  manifest.json found ───────────────────────────────────────→ already-committed (no MPS call)
     CHECK    the destination bucket has no versioning (read once per instance)
