@@ -94,20 +94,17 @@ def _parse(env: Mapping[str, str], name: str, default: T, convert: Callable[[str
         return default
     try:
         value = convert(raw)
+        if check(value):
+            return value
     except ValueError:
-        raise ConfigError(f"{name} must be {rule}, got {raw!r}") from None
-    if not check(value):
-        raise ConfigError(f"{name} must be {rule}, got {raw!r}")
-    return value
+        pass
+    raise ConfigError(f"{name} must be {rule}, got {raw!r}") from None
 
 
 def _flag(raw: str) -> bool:
-    value = raw.lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
+    if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(raw)
+    return raw.lower() in ("1", "true", "yes", "on")
 
 
 def _bucket(name: str, value: str) -> str:
@@ -183,12 +180,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if dest_bucket is None:
         raise ConfigError("DEST_BUCKET is required (the destination bucket)")
     mps_region = _region(env, "MPS_REGION")
-    part_size = _parse(env, "PART_SIZE_BYTES", 64 * MIB, int,
-                       lambda v: 100 * KIB <= v <= 5 * GIB, "an integer from 102400 (100 KiB) to 5 GiB")
-    copy_concurrency = _parse(env, "COPY_CONCURRENCY", 64, int,
-                              lambda v: 1 <= v <= 512, "an integer from 1 to 512")
-    mps_max_qps = _parse(env, "MPS_MAX_QPS", 50.0, float,
-                         lambda v: 0 < v <= 100, "a number above 0 and at most 100")
     signature = (_get(env, "MPS_SIGNATURE_VERSION") or "v3").lower()
     if signature not in ("v2", "v3"):
         raise ConfigError(f"MPS_SIGNATURE_VERSION must be v3 or v2, got {signature!r}")
@@ -201,12 +192,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         oss_endpoint=_endpoint(env, "OSS_ENDPOINT"),
         source_buckets=frozenset(_bucket("SOURCE_BUCKETS", b.strip())
                                  for b in (env.get("SOURCE_BUCKETS") or "").split(",") if b.strip()),
-        copy_concurrency=copy_concurrency,
+        copy_concurrency=_parse(env, "COPY_CONCURRENCY", 64, int, lambda v: 1 <= v <= 512,
+                                "an integer from 1 to 512"),
         multipart_threshold=_parse(env, "MULTIPART_THRESHOLD_BYTES", 256 * MIB, int,
                                    lambda v: 100 * KIB <= v <= GIB,
                                    "an integer from 102400 (100 KiB) to 1073741824 (1 GiB)"),
-        part_size=part_size,
-        mps_max_qps=mps_max_qps,
+        part_size=_parse(env, "PART_SIZE_BYTES", 64 * MIB, int, lambda v: 100 * KIB <= v <= 5 * GIB,
+                         "an integer from 102400 (100 KiB) to 5 GiB"),
+        mps_max_qps=_parse(env, "MPS_MAX_QPS", 50.0, float, lambda v: 0 < v <= 100,
+                           "a number above 0 and at most 100"),
         mps_adaptive=_parse(env, "MPS_ADAPTIVE", True, _flag, lambda v: True, "1 or 0 (true or false)"),
         pending_max_age=_parse(env, "PENDING_MAX_AGE_SECONDS", 172_800, int,
                                lambda v: v > 0, "a positive integer"),

@@ -134,14 +134,13 @@ def copy_source(bucket: str, key: str) -> str:
     return f"/{bucket}/{uri_quote(key)}"
 
 
-def object_info(headers: Mapping[str, str]) -> ObjectInfo:
-    """What a HEAD's answer headers (looked up in any case) say of the object."""
+def object_info(reply: Reply) -> ObjectInfo:
+    """What a HEAD's answer (its headers looked up in any case) says of the object."""
+    headers = reply.headers
     carried = {k: v for k, v in headers.items() if k.lower() in CARRIED_HEADERS or k.lower().startswith("x-oss-meta-")}
-    crc = headers.get("x-oss-hash-crc64ecma")
-    length = headers.get("content-length")
-    return ObjectInfo(size=int(length) if length else 0, etag=(headers.get("etag") or "").strip('"').upper(),
-                      crc64=int(crc) if crc else None, content_type=headers.get("content-type"),
-                      object_type=headers.get("x-oss-object-type"), carried=carried)
+    return ObjectInfo(size=int(headers.get("content-length") or 0), etag=reply.etag, crc64=reply.crc,
+                      content_type=headers.get("content-type"), object_type=headers.get("x-oss-object-type"),
+                      carried=carried)
 
 
 def parse_listing(body: bytes) -> tuple[list[Listed], str | None]:
@@ -378,7 +377,7 @@ class OSSClient:
                 if isinstance(exc, oss_errors.NoSuchBucket):
                     raise RejectedError(f"bucket {bucket.name} does not exist") from None
                 return None
-            return object_info(reply.headers)
+            return object_info(reply)
 
         return await self.call(attempt, f"HEAD {bucket.name}/{key}", deadline, bucket)
 
