@@ -11,8 +11,8 @@ the commands' own output (tables, JSON, CSV) stays clean on stdout.
 
 What a port to another core keeps: the typed results here (:class:`Target`, :class:`Stored`,
 :class:`Pending`, :class:`Scan`, :class:`Outcome`), :class:`CoreError` for failures, and the bounded
-concurrency of :meth:`Core._map` (a thread pool over today's blocking calls; over an event loop, a
-semaphore-bounded ``gather`` on the runtime's loop), with ``progress`` called once per item.
+concurrency of :meth:`Core._map` (a semaphore-bounded gather on the runtime's event loop), with
+``progress`` called once per item.
 """
 
 from __future__ import annotations
