@@ -90,7 +90,7 @@ def run(cloud: Cloud, sizes: Sizes, parts: set[str], plot: Path, started: float,
         scenarios += [scenario, same_region.memory(cloud, sizes, big)]
     if "batch" in parts:
         step(started, "scenario 3: a batch of jobs under the MPS QPS cap")
-        scenarios.append(same_region.batch(cloud, sizes, same_region.batch_point(cloud, sizes), per_request))
+        scenarios.append(same_region.batch(cloud, sizes, same_region.batch_runs(cloud, sizes), per_request))
     if "cold" in parts:
         step(started, "scenario 4: cold start")
         scenarios.append(coldstart.cold_start(cloud, sizes))

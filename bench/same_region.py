@@ -226,6 +226,15 @@ def batch_point(cloud: Cloud, sizes: Sizes, **env: str) -> dict[str, Any]:
                                                    conf.copy_concurrency, cloud.latency)}
 
 
+def batch_runs(cloud: Cloud, sizes: Sizes) -> dict[str, Any]:
+    """Scenario 3 run ``sizes.repeats`` times, each on a fresh warm instance: the median run, with every
+    run's time (a single run of a CPU-bound second and a half moves by a fifth on this shared machine)."""
+    points = sorted((batch_point(cloud, sizes) for _ in range(sizes.repeats)), key=lambda p: p["ours"])
+    return {**points[(len(points) - 1) // 2], "runs": [p["ours"] for p in points],
+            "max_calls_per_second": max(p["max_calls_per_second"] for p in points),
+            "throttled": sum(p["throttled"] for p in points)}
+
+
 def batch(cloud: Cloud, sizes: Sizes, p: dict[str, Any], cpu_per_request: float) -> Scenario:
     of_floor = p["ours"] / p["floor"]
     why = (f"CPU-bound on this machine: {p['requests']} requests took {p['cpu']:.2f} s of the function's CPU "
@@ -240,8 +249,10 @@ def batch(cloud: Cloud, sizes: Sizes, p: dict[str, Any], cpu_per_request: float)
         targets=[at_most("of the floor", of_floor, 1.3, why),
                  Target("max MPS calls in any 1 s", p["max_calls_per_second"], f"≤ {sizes.batch_qps}",
                         p["max_calls_per_second"] <= sizes.batch_qps and p["throttled"] == 0)],
-        notes=[f"JOB_CONCURRENCY={p['job_concurrency']}, MPS_MAX_QPS={sizes.batch_qps}; function CPU "
-               f"{p['cpu']:.2f} s",
+        notes=[f"ours: {spread(p.get('runs', [p['ours']])) or 'one run'}, each on a fresh warm instance; the "
+               f"MPS figures are the most of any run",
+               f"JOB_CONCURRENCY={p['job_concurrency']}, MPS_MAX_QPS={sizes.batch_qps}; function CPU "
+               f"{p['cpu']:.2f} s (the median run)",
                f"the floor: the cap's last window starts after {math.ceil(p['jobs'] / sizes.batch_qps) - 1} s, "
                f"then its jobs' queries, HEAD + copy waves over COPY_CONCURRENCY connections and manifests; "
                f"against the single-wave floor used before 2026-12-02 ({secs(p['single_wave_floor'])}): "
