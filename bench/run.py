@@ -7,10 +7,12 @@ import statistics
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.cloud import Cloud, cpu_seconds, peak_rss
 from localcloud.fc import FunctionInstance
+
+T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
@@ -74,10 +76,14 @@ def invoke(cloud: Cloud, function: FunctionInstance, event: bytes, jobs: int = 1
     return Run(result.duration, cloud.requests(), cpu, emu, cloud.mps_admin.stats())
 
 
-def median_run(runs: list[Run]) -> Run:
-    """The run with the median time (an odd count gives a real run)."""
-    ordered = sorted(runs, key=lambda run: run.seconds)
+def median_of(items: list[T], seconds: Callable[[T], float]) -> T:
+    """The item with the median time (an odd count gives a real run)."""
+    ordered = sorted(items, key=seconds)
     return ordered[(len(ordered) - 1) // 2]
+
+
+def median_run(runs: list[Run]) -> Run:
+    return median_of(runs, lambda run: run.seconds)
 
 
 def repeat(times: int, once: Callable[[], Run]) -> tuple[Run, list[float]]:

@@ -9,7 +9,7 @@ from typing import Any
 from bench import baselines
 from bench.cloud import Cloud
 from bench.model import Scenario, Target, at_least, at_most, mb, ratio, secs, size
-from bench.run import invoke, queue_event, repeat, rss_of, spread, warm
+from bench.run import invoke, median_of, queue_event, repeat, rss_of, spread, warm
 from bench.sizes import Sizes
 from iproduction.config import Settings, load_settings
 
@@ -229,8 +229,8 @@ def batch_point(cloud: Cloud, sizes: Sizes, **env: str) -> dict[str, Any]:
 def batch_runs(cloud: Cloud, sizes: Sizes) -> dict[str, Any]:
     """Scenario 3 run ``sizes.repeats`` times, each on a fresh warm instance: the median run, with every
     run's time (a single run of a CPU-bound second and a half moves by a fifth on this shared machine)."""
-    points = sorted((batch_point(cloud, sizes) for _ in range(sizes.repeats)), key=lambda p: p["ours"])
-    return {**points[(len(points) - 1) // 2], "runs": [p["ours"] for p in points],
+    points = [batch_point(cloud, sizes) for _ in range(sizes.repeats)]
+    return {**median_of(points, lambda p: p["ours"]), "runs": [p["ours"] for p in points],
             "max_calls_per_second": max(p["max_calls_per_second"] for p in points),
             "throttled": max(p["throttled"] for p in points)}
 
